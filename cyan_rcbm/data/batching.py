@@ -1,0 +1,298 @@
+"""Padded, length-bucketed batches of cascades for CYAN-RNN (INTERFACES C).
+
+A `Batch` holds `B` cascades padded to one of a few bucket lengths `N`, so
+that a jitted step compiles once per bucket, never inside the loop:
+
+* `users`    int32   [B, N]  dense user ids (0 on padding),
+* `gaps`     float32 [B, N]  `t_k - t_{k-1}` (0 for the first event and padding),
+* `times`    float32 [B, N]  `t_k - t_1`, time since the cascade's first event,
+* `mask`     bool    [B, N]  True on real events (a prefix of each row),
+* `index`    int32   [B]     position of the cascade in the data set, -1 for
+                             an empty padding row,
+* `calendar` int32   [B, N, 7] or None: year, month, day, weekday, hour,
+                             minute, second of each event (UTC), when every
+                             cascade has absolute timestamps (SPEC A3),
+* `parents`  int32   [B, N] or None: index of the parent event within the
+                             row, -1 for a root, unknown or truncated parent.
+
+Cascades are grouped by bucket so that a batch holds cascades of similar
+length: one long cascade only lengthens its own batch. Training order is a
+pure function of `(seed, epoch)` (a resumed run replays it); evaluation order
+(`seed=None`) is fixed. `max_events = L > 0` keeps the last L events of each
+cascade; `CascadeBatcher.report` counts what that truncated. The last batch
+of a bucket is filled with empty rows (mask 0) to keep its shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from cyan_rcbm import errors
+from cyan_rcbm.data import types
+
+CALENDAR_FIELDS = ('year', 'month', 'day', 'weekday', 'hour', 'minute',
+                   'second')
+# Embedding-table sizes per field; years count from 1970 and are clipped.
+CALENDAR_SIZES = (100, 12, 31, 7, 24, 60, 60)
+
+
+class Batch(NamedTuple):
+  """One padded batch (see the module docstring for shapes and meaning)."""
+  users: np.ndarray
+  gaps: np.ndarray
+  times: np.ndarray
+  mask: np.ndarray
+  index: np.ndarray
+  calendar: np.ndarray | None = None
+  parents: np.ndarray | None = None
+
+  @property
+  def num_events(self) -> int:
+    return int(self.mask.sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingReport:
+  """What batching changed in the data (printed by the training loop)."""
+  num_cascades: int
+  num_events: int            # events kept
+  num_truncated: int         # cascades cut to their last `max_events` events
+  num_events_truncated: int  # events dropped by that cut
+  bucket_lengths: tuple[int, ...]
+  rows_per_bucket: tuple[int, ...]
+  calendar: bool
+
+  def __str__(self) -> str:
+    text = (f'{self.num_cascades:,} cascades, {self.num_events:,} events, '
+            f'buckets {list(self.bucket_lengths)}')
+    if self.num_truncated:
+      text += (f'; {self.num_truncated:,} cascades truncated to their last '
+               f'events ({self.num_events_truncated:,} events dropped)')
+    return text
+
+
+def calendar_fields(timestamps: np.ndarray) -> np.ndarray:
+  """int32 [N, 7] calendar fields (UTC) of absolute Unix-second timestamps."""
+  seconds = np.floor(np.asarray(timestamps, np.float64)).astype(np.int64)
+  days = np.floor_divide(seconds, 86400)
+  in_day = seconds - days * 86400
+  dt = days.astype('datetime64[D]')
+  years = dt.astype('datetime64[Y]').astype(np.int64)  # since 1970
+  months = dt.astype('datetime64[M]').astype(np.int64)
+  out = np.stack([
+      np.clip(years, 0, CALENDAR_SIZES[0] - 1),
+      months % 12,
+      (dt - dt.astype('datetime64[M]').astype('datetime64[D]')).astype(
+          np.int64),
+      (days + 3) % 7,  # 1970-01-01 was a Thursday; Monday = 0.
+      in_day // 3600,
+      (in_day % 3600) // 60,
+      in_day % 60,
+  ], axis=-1)
+  return out.astype(np.int32)
+
+
+def bucket_lengths_for(max_length: int, min_bucket: int = 8,
+                       growth: float = 2.0) -> tuple[int, ...]:
+  """Bucket lengths `min_bucket, ~min_bucket*growth, ...` up to `max_length`.
+
+  Lengths are multiples of 4 (of 8 from 32 on); the last one is >= max_length.
+  """
+  if min_bucket < 1 or growth <= 1.0:
+    raise errors.ConfigError(
+        f'bucket sizes need min_bucket >= 1 and growth > 1; got '
+        f'{min_bucket}, {growth}.')
+  out = [int(min_bucket)]
+  while out[-1] < max_length:
+    step = 8 if out[-1] >= 32 else 4
+    out.append(max(out[-1] + step,
+                   int(math.ceil(out[-1] * growth / step) * step)))
+  return tuple(out)
+
+
+def _check_cascade(cascade: types.Cascade, num_users: int, source: str):
+  where = dict(path=source or None, item_id=str(cascade.id))
+  n = len(cascade)
+  if n == 0:
+    raise errors.DataError('empty cascade.', **where)
+  users = np.asarray(cascade.users)
+  times = np.asarray(cascade.times, np.float64)
+  if users.shape != (n,) or times.shape != (n,):
+    raise errors.DataError(
+        f'users and times must both have shape ({n},); got {users.shape} and '
+        f'{times.shape}.', **where)
+  if users.min() < 0 or users.max() >= num_users:
+    raise errors.DataError(
+        f'user id out of range [0, {num_users}): {int(users.min())}..'
+        f'{int(users.max())}.', **where)
+  if not np.all(np.isfinite(times)):
+    raise errors.DataError('non-finite event time.', **where)
+  if np.any(np.diff(times) < 0):
+    k = int(np.argmax(np.diff(times) < 0)) + 1
+    raise errors.DataError(
+        f'times are not sorted: event {k} at {times[k]} comes before event '
+        f'{k - 1} at {times[k - 1]}.', **where)
+
+
+class CascadeBatcher:
+  """Turns a `CascadeDataset` into padded, bucketed `Batch`es.
+
+  Args:
+    dataset: the cascades (ids in `[0, dataset.num_users)`).
+    batch_size: rows per batch.
+    max_events: keep only the last `max_events` events of each cascade
+      (0: keep all).
+    bucket_lengths: padded lengths to use (default: `bucket_lengths_for` the
+      longest cascade with `min_bucket`, `bucket_growth`). A cascade longer
+      than the largest bucket is an error.
+    min_bucket, bucket_growth: the default bucket lengths.
+    max_batch_events: if > 0, a bucket of length N gets
+      `clip(max_batch_events // N, 1, batch_size)` rows instead of
+      `batch_size`, which bounds the memory of batches of long cascades.
+    calendar: add calendar fields when every cascade has timestamps.
+  """
+
+  def __init__(self, dataset: types.CascadeDataset, *, batch_size: int,
+               max_events: int = 0,
+               bucket_lengths: Sequence[int] | None = None,
+               min_bucket: int = 8, bucket_growth: float = 2.0,
+               max_batch_events: int = 0, calendar: bool = True):
+    if batch_size < 1:
+      raise errors.ConfigError(f'batch_size must be >= 1; got {batch_size}.')
+    if max_events < 0 or max_events == 1:
+      raise errors.ConfigError(
+          f'max_events must be 0 (all) or >= 2; got {max_events}.')
+    if len(dataset) == 0:
+      raise errors.DataError('the data set has no cascades.',
+                             path=dataset.source or None)
+    self.batch_size = int(batch_size)
+    num_users = dataset.num_users
+    for cascade in dataset.cascades:
+      _check_cascade(cascade, num_users, dataset.source)
+
+    self.calendar = bool(calendar) and all(
+        c.timestamps is not None for c in dataset.cascades)
+    self.parents = all(c.parents is not None for c in dataset.cascades)
+    raw_lengths = np.array([len(c) for c in dataset.cascades], np.int64)
+    keep = raw_lengths if not max_events else np.minimum(raw_lengths,
+                                                         max_events)
+    self.lengths = keep
+    if bucket_lengths is None:
+      bucket_lengths = bucket_lengths_for(int(keep.max()), min_bucket,
+                                          bucket_growth)
+    self.bucket_lengths = tuple(sorted(int(b) for b in bucket_lengths))
+    if keep.max() > self.bucket_lengths[-1]:
+      raise errors.ConfigError(
+          f'the longest cascade has {int(keep.max())} events but the largest '
+          f'bucket is {self.bucket_lengths[-1]}; add a bucket or set '
+          'max_events.')
+    self.bucket_of = np.searchsorted(np.asarray(self.bucket_lengths), keep)
+    self.rows = tuple(
+        self.batch_size if not max_batch_events else int(
+            np.clip(max_batch_events // n, 1, self.batch_size))
+        for n in self.bucket_lengths)
+
+    # Pre-padded per-bucket arrays; a batch is a row gather from these.
+    self._members = []
+    self._arrays = []
+    for b, n in enumerate(self.bucket_lengths):
+      members = np.flatnonzero(self.bucket_of == b)
+      self._members.append(members)
+      self._arrays.append(self._pad_bucket(dataset, members, n))
+    self.report = BatchingReport(
+        num_cascades=len(dataset), num_events=int(keep.sum()),
+        num_truncated=int(np.sum(raw_lengths > keep)),
+        num_events_truncated=int(np.sum(raw_lengths - keep)),
+        bucket_lengths=self.bucket_lengths, rows_per_bucket=self.rows,
+        calendar=self.calendar)
+
+  def _pad_bucket(self, dataset, members: np.ndarray, n: int) -> dict:
+    m = len(members)
+    arrays = dict(
+        users=np.zeros((m, n), np.int32),
+        gaps=np.zeros((m, n), np.float32),
+        times=np.zeros((m, n), np.float32),
+        mask=np.zeros((m, n), bool),
+        index=members.astype(np.int32))
+    if self.calendar:
+      arrays['calendar'] = np.zeros((m, n, len(CALENDAR_FIELDS)), np.int32)
+    if self.parents:
+      arrays['parents'] = np.full((m, n), -1, np.int32)
+    for row, i in enumerate(members):
+      cascade = dataset.cascades[i]
+      length = int(self.lengths[i])
+      start = len(cascade) - length
+      times = np.asarray(cascade.times, np.float64)[start:]
+      arrays['users'][row, :length] = cascade.users[start:]
+      arrays['gaps'][row, 1:length] = np.diff(times)
+      arrays['times'][row, :length] = times - times[0]
+      arrays['mask'][row, :length] = True
+      if self.calendar:
+        arrays['calendar'][row, :length] = calendar_fields(
+            cascade.timestamps[start:])
+      if self.parents:
+        parents = np.asarray(cascade.parents, np.int64)[start:] - start
+        arrays['parents'][row, :length] = np.where(parents >= 0, parents, -1)
+    return arrays
+
+  def num_batches(self) -> int:
+    """Batches per pass (the same for every epoch)."""
+    return int(sum(math.ceil(len(m) / r)
+                   for m, r in zip(self._members, self.rows)))
+
+  def shapes(self) -> list[tuple[int, int]]:
+    """The `(rows, length)` shapes the batches take."""
+    return [(r, n) for r, n, m in zip(self.rows, self.bucket_lengths,
+                                      self._members) if len(m)]
+
+  def plan(self, seed: int | None = None, epoch: int = 0
+           ) -> list[tuple[int, np.ndarray]]:
+    """`(bucket, rows into that bucket)` per batch, in order.
+
+    Args:
+      seed: None for the fixed evaluation order (buckets in length order,
+        cascades in data-set order); otherwise cascades are shuffled within
+        buckets and batches across buckets, a pure function of `(seed, epoch)`.
+      epoch: the epoch number.
+    """
+    rng = None if seed is None else np.random.default_rng(
+        np.random.SeedSequence([int(seed), int(epoch)]))
+    plan = []
+    for b, members in enumerate(self._members):
+      order = np.arange(len(members))
+      if rng is not None:
+        order = rng.permutation(order)
+      rows = self.rows[b]
+      plan += [(b, order[i:i + rows]) for i in range(0, len(order), rows)]
+    if rng is not None:
+      plan = [plan[i] for i in rng.permutation(len(plan))]
+    return plan
+
+  def make_batch(self, bucket: int, rows: np.ndarray) -> Batch:
+    """Gathers `rows` of `bucket`, padded with empty rows to the bucket's size."""
+    arrays = self._arrays[bucket]
+    pad = self.rows[bucket] - len(rows)
+    out = {}
+    for key, value in arrays.items():
+      taken = value[rows]
+      if pad:
+        filler = np.full((pad,) + value.shape[1:],
+                         -1 if key in ('index', 'parents') else 0, value.dtype)
+        taken = np.concatenate([taken, filler])
+      out[key] = taken
+    return Batch(**out)
+
+  def batches(self, seed: int | None = None, epoch: int = 0, start: int = 0
+              ) -> Iterator[Batch]:
+    """Yields the batches of one pass from position `start` of `plan`."""
+    for bucket, rows in self.plan(seed, epoch)[start:]:
+      yield self.make_batch(bucket, rows)
+
+
+def repeated_users(dataset: types.CascadeDataset) -> int:
+  """How many cascades activate some user more than once."""
+  return int(sum(len(np.unique(c.users)) < len(c) for c in dataset.cascades))
