@@ -1,0 +1,340 @@
+"""Synthetic cascades on Kronecker graphs (CYAN-RNN paper section 4.2; SPEC A2).
+
+Network: a stochastic Kronecker graph (`cyan_rcbm.data.kronecker`) with the
+core-periphery (`'cp'`) or random (`'random'`) initiator. Every edge `u -> v`
+gets its own transmission-delay law: exponential with rate `r_uv` (`'exp'`,
+mean `1 / r_uv`) or Rayleigh with scale `s_uv` (`'ray'`, mean
+`s_uv sqrt(pi / 2)`), the parameter drawn from `[0.01, 10]`, uniformly or
+log-uniformly (`param_draw`).
+
+Cascade (continuous-time independent cascade, first-arrival order): a root
+chosen uniformly at random is active at `t = 0`; each active `u` proposes
+`t_u + delay(u, v)` to each out-neighbour `v` (the edge transmits at all with
+probability `transmit_prob`); `v` activates at its earliest proposal and its
+parent is the proposer. This is Dijkstra on the sampled delays; it is run
+here for a batch of cascades at once on dense [B, U, U] delay matrices. The
+cascade stops when the next activation time exceeds `horizon` (T) or nobody
+is left. Cascades shorter than `min_length` are discarded and redrawn (a new
+root and new delays), and the number redrawn is recorded.
+
+Defaults reproduce the statistics of the authors' shipped sets
+(`data/cyanrnn-synthetic`, see `docs/readme/synthetic.md`):
+
+* `param_draw='uniform'`: the exponential rates of the authors' sets are
+  uniform on [0.01, 10] (the rate of every root with a single out-edge can be
+  read off its first gaps: all ten such rates lie in [0.7, 8]; log-uniform
+  draws would put half of them below 0.32 and make cascades ~20x slower).
+* `edges_per_user=3.0`: SNAP's fixed-edge-count Kronecker generator with
+  96 edges at U = 32. The authors' random-network set has 95 distinct
+  root -> first-child pairs (a lower bound on its edges), which SPEC A2's
+  Bernoulli model (31 expected edges) cannot produce. `edges_per_user=0`
+  gives the Bernoulli model.
+* `transmit_prob=0.5`: in the authors' sets the roots with one out-edge start
+  half as many cascades as the others, as a per-edge coin with probability
+  0.5 followed by redrawing cascades of length 1 gives (SNAP NetInf's
+  generator). `transmit_prob=1.0` gives SPEC A2's coin-free cascades.
+* `min_length=2`: the authors' files have no cascade of length 1.
+
+Everything is drawn from `np.random.default_rng([seed, stream])` with one
+stream each for the graph, the edge parameters and the cascades, so a seed
+gives byte-identical files and the graph does not depend on `num_cascades`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from cyan_rcbm.common.workdir import dump_json
+from cyan_rcbm.data import kronecker
+from cyan_rcbm.data.types import Cascade, CascadeDataset
+from cyan_rcbm.errors import ConfigError, DataError
+
+NETWORKS = {'cp': kronecker.CORE_PERIPHERY, 'random': kronecker.RANDOM}
+# delay name -> (law, name of its per-edge parameter).
+DELAYS = {'exp': ('exponential', 'rate'), 'ray': ('rayleigh', 'scale')}
+PARAM_DRAWS = ('uniform', 'loguniform')
+PARAM_RANGE = (0.01, 10.0)
+GENERATOR_VERSION = 1
+
+CASCADES_FILE = 'cascades.jsonl'
+GRAPH_FILE = 'graph.txt'
+EDGE_PARAMS_FILE = 'edge_params.json'
+META_FILE = 'meta.json'
+
+# Streams of np.random.default_rng([seed, stream]).
+_GRAPH, _PARAMS, _CASCADES = 0, 1, 2
+_BATCH = 2048        # cascades simulated at once ([B, U, U] float64 delays).
+_MAX_ROUNDS = 1000   # redraw rounds before giving up on `min_length`.
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSet:
+  """A generated set: cascades (with parents), the graph and its delay laws.
+
+  Attributes:
+    dataset: the cascades, with `parents`, `edges` and vocab '0'..'U-1'
+      (dense id == token); `time_unit` 'units'.
+    adjacency: bool [U, U], `adjacency[u, v]`: edge u -> v.
+    edge_params: float64 [U, U], the rate (exp) or scale (ray) of each edge,
+      NaN where there is no edge.
+    network: 'cp' or 'random'.
+    delay: 'exp' or 'ray'.
+    seed: the seed everything was drawn from.
+    horizon: T, no activation later than this.
+    param_draw: 'uniform' or 'loguniform'.
+    edges_per_user: edges of the fixed-count graph per user (0: Bernoulli).
+    transmit_prob: probability that an edge transmits at all in a cascade.
+    min_length: shorter cascades were redrawn.
+    num_redrawn: how many cascades were discarded for being shorter.
+  """
+  dataset: CascadeDataset
+  adjacency: np.ndarray
+  edge_params: np.ndarray
+  network: str
+  delay: str
+  seed: int
+  horizon: float = 100.0
+  param_draw: str = 'uniform'
+  edges_per_user: float = 3.0
+  transmit_prob: float = 0.5
+  min_length: int = 2
+  num_redrawn: int = 0
+
+  @property
+  def num_users(self) -> int:
+    return int(self.adjacency.shape[0])
+
+  def meta(self) -> dict[str, Any]:
+    """Everything needed to regenerate the set (written as meta.json)."""
+    law, param = DELAYS[self.delay]
+    return {
+        'generator': 'cyan_rcbm.data.synthetic',
+        'generator_version': GENERATOR_VERSION,
+        'network': self.network,
+        'initiator': [list(row) for row in NETWORKS[self.network]],
+        'delay': self.delay,
+        'law': law,
+        'parameter': param,
+        'num_users': self.num_users,
+        'horizon': self.horizon,
+        'seed': self.seed,
+        'num_cascades': len(self.dataset),
+        'param_draw': self.param_draw,
+        'param_range': list(PARAM_RANGE),
+        'edges_per_user': self.edges_per_user,
+        'num_edges': int(self.adjacency.sum()),
+        'transmit_prob': self.transmit_prob,
+        'min_length': self.min_length,
+        'num_redrawn': self.num_redrawn,
+    }
+
+
+def draw_edge_params(adjacency: np.ndarray, rng: np.random.Generator,
+                     param_draw: str = 'uniform',
+                     param_range: tuple[float, float] = PARAM_RANGE
+                     ) -> np.ndarray:
+  """One delay parameter per edge, from `param_range`; NaN off the graph."""
+  low, high = param_range
+  if not 0 < low <= high < np.inf:
+    raise ConfigError(f'param_range must satisfy 0 < low <= high < inf, got '
+                      f'{param_range!r}')
+  u = rng.random(adjacency.shape)
+  if param_draw == 'uniform':
+    params = low + (high - low) * u
+  elif param_draw == 'loguniform':
+    params = np.exp(np.log(low) + (np.log(high) - np.log(low)) * u)
+  else:
+    raise ConfigError(f'param_draw must be one of {PARAM_DRAWS}, got '
+                      f'{param_draw!r}')
+  return np.where(adjacency, params, np.nan)
+
+
+def sample_delays(params: np.ndarray, delay: str, rng: np.random.Generator,
+                  shape: tuple[int, ...]) -> np.ndarray:
+  """Transmission delays of the edges with parameters `params` (broadcast).
+
+  Exponential: `E / rate`; Rayleigh: `scale * sqrt(2 E)`, with
+  `E ~ Exponential(1)` of shape `shape`.
+  """
+  e = rng.standard_exponential(shape)
+  if delay == 'exp':
+    return e / params
+  if delay == 'ray':
+    return params * np.sqrt(2.0 * e)
+  raise ConfigError(f'delay must be one of {tuple(DELAYS)}, got {delay!r}')
+
+
+def first_arrival(delays_BxUxU: np.ndarray, roots_B: np.ndarray,
+                  horizon: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Continuous-time independent cascades by batched Dijkstra (SPEC A2).
+
+  Args:
+    delays_BxUxU: `delays[b, u, v]`, the delay of u -> v in cascade b; `inf`
+      where there is no edge or it does not transmit.
+    roots_B: the root user of each cascade (active at t = 0).
+    horizon: no activation later than this.
+
+  Returns:
+    users_BxU (int32, -1 after the end), times_BxU (float64, NaN after the
+    end), parents_BxU (int32 index of the parent *event*, -1 for the root and
+    after the end), lengths_B (int).
+  """
+  batch, num_users = delays_BxUxU.shape[:2]
+  rows_B = np.arange(batch)
+  dist_BxU = np.full((batch, num_users), np.inf)
+  dist_BxU[rows_B, roots_B] = 0.0
+  parent_user_BxU = np.full((batch, num_users), -1, np.int64)
+  position_BxU = np.full((batch, num_users), -1, np.int64)
+  done_BxU = np.zeros((batch, num_users), bool)
+  users_BxU = np.full((batch, num_users), -1, np.int32)
+  times_BxU = np.full((batch, num_users), np.nan)
+  parents_BxU = np.full((batch, num_users), -1, np.int32)
+  lengths_B = np.zeros(batch, np.int64)
+  live_R = rows_B
+  for step in range(num_users):
+    pending_RxU = np.where(done_BxU[live_R], np.inf, dist_BxU[live_R])
+    next_R = pending_RxU.argmin(axis=1)
+    t_R = pending_RxU[np.arange(live_R.size), next_R]
+    keep = t_R <= horizon
+    live_R, next_R, t_R = live_R[keep], next_R[keep], t_R[keep]
+    if not live_R.size:
+      break
+    parent_R = parent_user_BxU[live_R, next_R]
+    users_BxU[live_R, step] = next_R
+    times_BxU[live_R, step] = t_R
+    parents_BxU[live_R, step] = np.where(
+        parent_R >= 0, position_BxU[live_R, np.maximum(parent_R, 0)], -1)
+    position_BxU[live_R, next_R] = step
+    done_BxU[live_R, next_R] = True
+    lengths_B[live_R] += 1
+    proposal_RxU = t_R[:, None] + delays_BxUxU[live_R, next_R]
+    better_RxU = (proposal_RxU < dist_BxU[live_R]) & ~done_BxU[live_R]
+    dist_BxU[live_R] = np.where(better_RxU, proposal_RxU, dist_BxU[live_R])
+    parent_user_BxU[live_R] = np.where(better_RxU, next_R[:, None],
+                                       parent_user_BxU[live_R])
+  return users_BxU, times_BxU, parents_BxU, lengths_B
+
+
+def _simulate(adjacency, edge_params, delay, horizon, transmit_prob, batch,
+              rng):
+  """`batch` cascades with random roots: first_arrival's outputs."""
+  num_users = adjacency.shape[0]
+  src_E, dst_E = np.nonzero(adjacency)
+  roots_B = rng.integers(num_users, size=batch)
+  delays_BxE = sample_delays(edge_params[src_E, dst_E], delay, rng,
+                             (batch, src_E.size))
+  if transmit_prob < 1.0:
+    delays_BxE[rng.random(delays_BxE.shape) >= transmit_prob] = np.inf
+  delays_BxUxU = np.full((batch, num_users, num_users), np.inf)
+  delays_BxUxU[:, src_E, dst_E] = delays_BxE
+  return first_arrival(delays_BxUxU, roots_B, horizon)
+
+
+def _check_args(network, delay, num_users, num_cascades, horizon, param_draw,
+                edges_per_user, transmit_prob, min_length):
+  if network not in NETWORKS:
+    raise ConfigError(f'network must be one of {tuple(NETWORKS)}, got '
+                      f'{network!r}')
+  if delay not in DELAYS:
+    raise ConfigError(f'delay must be one of {tuple(DELAYS)}, got {delay!r}')
+  if param_draw not in PARAM_DRAWS:
+    raise ConfigError(f'param_draw must be one of {PARAM_DRAWS}, got '
+                      f'{param_draw!r}')
+  kronecker.num_levels(num_users)
+  if int(num_cascades) != num_cascades or num_cascades < 0:
+    raise ConfigError(f'num_cascades must be a non-negative integer, got '
+                      f'{num_cascades!r}')
+  if not 0 < horizon < np.inf:
+    raise ConfigError(f'horizon must be positive and finite, got {horizon!r}')
+  if not 0 <= edges_per_user <= num_users - 1:
+    raise ConfigError(f'edges_per_user must lie in [0, {num_users - 1}] (0: '
+                      f'Bernoulli Kronecker graph), got {edges_per_user!r}')
+  if not 0 < transmit_prob <= 1:
+    raise ConfigError(f'transmit_prob must lie in (0, 1], got '
+                      f'{transmit_prob!r}')
+  if int(min_length) != min_length or not 1 <= min_length <= num_users:
+    raise ConfigError(f'min_length must be an integer in [1, {num_users}], '
+                      f'got {min_length!r}')
+
+
+def make_synthetic(network: str = 'cp', delay: str = 'exp',
+                   num_users: int = 32, num_cascades: int = 20000,
+                   horizon: float = 100.0, seed: int = 0,
+                   param_draw: str = 'uniform', *,
+                   edges_per_user: float = 3.0, transmit_prob: float = 0.5,
+                   min_length: int = 2) -> SyntheticSet:
+  """Generates one synthetic set of the CYAN-RNN paper (section 4.2).
+
+  Args:
+    network: 'cp' (core-periphery initiator) or 'random'.
+    delay: 'exp' (per-edge exponential rates) or 'ray' (Rayleigh scales).
+    num_users: U, a power of two.
+    num_cascades: cascades to return (after redrawing short ones).
+    horizon: T; activations after T are cut.
+    seed: everything is drawn from this seed.
+    param_draw: 'uniform' or 'loguniform' draws of the per-edge parameter
+      from [0.01, 10].
+    edges_per_user: the graph has `round(edges_per_user * U)` edges placed
+      by SNAP's fast Kronecker generator; 0 keeps each edge with its
+      Kronecker probability (SPEC A2's Bernoulli model).
+    transmit_prob: each edge transmits in a cascade with this probability
+      (1.0: always, as SPEC A2 states).
+    min_length: shorter cascades are discarded and redrawn (1: keep all).
+
+  Returns:
+    The `SyntheticSet`.
+  """
+  _check_args(network, delay, num_users, num_cascades, horizon, param_draw,
+              edges_per_user, transmit_prob, min_length)
+  num_edges = int(round(edges_per_user * num_users)) if edges_per_user else None
+  adjacency = kronecker.kronecker_graph(
+      NETWORKS[network], num_users, np.random.default_rng([seed, _GRAPH]),
+      num_edges=num_edges)
+  edge_params = draw_edge_params(adjacency,
+                                 np.random.default_rng([seed, _PARAMS]),
+                                 param_draw)
+  if min_length > 1 and not adjacency.any():
+    raise ConfigError(f'the {network} graph drawn with seed {seed} has no '
+                      f'edges, so no cascade reaches min_length={min_length}; '
+                      f'use another seed or more edges')
+  rng = np.random.default_rng([seed, _CASCADES])
+  kept, num_kept, num_redrawn = [], 0, 0
+  for _ in range(_MAX_ROUNDS):
+    need = num_cascades - num_kept
+    if not need:
+      break
+    for start in range(0, need, _BATCH):
+      users, times, parents, lengths = _simulate(
+          adjacency, edge_params, delay, horizon, transmit_prob,
+          min(_BATCH, need - start), rng)
+      ok = lengths >= min_length
+      num_redrawn += int((~ok).sum())
+      num_kept += int(ok.sum())
+      kept.append((users[ok], times[ok], parents[ok], lengths[ok]))
+  if num_kept < num_cascades:
+    raise ConfigError(
+        f'after {_MAX_ROUNDS} rounds only {num_kept} of {num_cascades} '
+        f'cascades reached min_length={min_length} ({num_redrawn} were '
+        f'shorter); lower min_length or use a denser graph')
+  cascades = []
+  for users, times, parents, lengths in kept:
+    for u, t, p, n in zip(users, times, parents, lengths):
+      cascades.append(Cascade(id=str(len(cascades)), users=u[:n].copy(),
+                              times=t[:n].copy(), parents=p[:n].copy()))
+  dataset = CascadeDataset(
+      cascades=cascades, vocab=[str(u) for u in range(num_users)],
+      edges=np.argwhere(adjacency).astype(np.int32), time_unit='units',
+      source=(f'synthetic {network}-{delay} U={num_users} T={horizon:g} '
+              f'seed={seed}'))
+  return SyntheticSet(
+      dataset=dataset, adjacency=adjacency, edge_params=edge_params,
+      network=network, delay=delay, seed=seed, horizon=float(horizon),
+      param_draw=param_draw, edges_per_user=float(edges_per_user),
+      transmit_prob=float(transmit_prob), min_length=int(min_length),
+      num_redrawn=num_redrawn)
