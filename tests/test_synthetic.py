@@ -1,0 +1,159 @@
+"""Tests for cyan_rcbm.data.synthetic (SPEC A2, CYAN-RNN section 4.2)."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from cyan_rcbm.data import synthetic
+from cyan_rcbm.errors import ConfigError
+
+INF = np.inf
+
+
+def _check_cascades(s: synthetic.SyntheticSet):
+  """SPEC A2 invariants of every generated cascade."""
+  assert s.dataset.vocab == [str(u) for u in range(s.num_users)]
+  np.testing.assert_array_equal(s.dataset.edges, np.argwhere(s.adjacency))
+  for c in s.dataset.cascades:
+    n = len(c)
+    assert n >= s.min_length
+    assert c.times[0] == 0.0 and c.parents[0] == -1
+    assert np.all(np.diff(c.times) >= 0) and c.times[-1] <= s.horizon
+    assert len(set(c.users.tolist())) == n
+    parents = c.parents[1:]
+    assert np.all((parents >= 0) & (parents < np.arange(1, n)))
+    assert s.adjacency[c.users[parents], c.users[1:]].all()
+    assert np.all(c.times[1:] > c.times[parents])
+
+
+@pytest.fixture(scope='module')
+def cp_exp():
+  return synthetic.make_synthetic('cp', 'exp', num_users=32,
+                                  num_cascades=400, seed=3)
+
+
+@pytest.mark.parametrize('network,delay,kwargs', [
+    ('random', 'ray', {}),
+    ('cp', 'ray', dict(param_draw='loguniform', horizon=5.0)),
+    # SPEC A2's literal model: Bernoulli graph, no transmission coin.
+    ('cp', 'exp', dict(edges_per_user=0, transmit_prob=1.0, min_length=1)),
+    ('random', 'exp', dict(num_users=8, edges_per_user=1.5)),
+])
+def test_cascades_are_valid(cp_exp, network, delay, kwargs):
+  _check_cascades(cp_exp)
+  s = synthetic.make_synthetic(network, delay, **{
+      'num_cascades': 300, 'seed': 1, **kwargs})
+  _check_cascades(s)
+  assert len(s.dataset) == 300
+  assert np.isnan(s.edge_params[~s.adjacency]).all()
+  assert (s.edge_params[s.adjacency] >= 0.01).all()
+  assert (s.edge_params[s.adjacency] <= 10).all()
+
+
+def test_short_cascades_are_redrawn_or_kept(cp_exp):
+  assert cp_exp.num_redrawn > 0
+  assert min(len(c) for c in cp_exp.dataset.cascades) >= 2
+  kept = synthetic.make_synthetic('cp', 'exp', num_cascades=400, seed=3,
+                                  min_length=1)
+  assert kept.num_redrawn == 0
+  assert min(len(c) for c in kept.dataset.cascades) == 1
+
+
+def test_first_arrival_on_hand_built_graph():
+  # 0 -> 1 (5), 0 -> 2 (1), 2 -> 1 (1), 1 -> 3 (1), 2 -> 3 (10); 4 unreachable.
+  d = np.full((5, 5), INF)
+  d[0, 1], d[0, 2], d[2, 1], d[1, 3], d[2, 3] = 5, 1, 1, 1, 10
+  d[4, 0] = 1
+  users, times, parents, lengths = synthetic.first_arrival(
+      np.stack([d, d, d]), np.array([0, 0, 3]), horizon=100.0)
+  np.testing.assert_array_equal(lengths, [4, 4, 1])
+  np.testing.assert_array_equal(users[0], [0, 2, 1, 3, -1])
+  np.testing.assert_array_equal(times[0, :4], [0, 1, 2, 3])
+  # 1 is reached through 2 (t=2), not directly from 0 (t=5).
+  np.testing.assert_array_equal(parents[0], [-1, 0, 1, 2, -1])
+  assert np.isnan(times[0, 4])
+  # Horizon: the event at t=3 > 2.5 is cut; an event at exactly T is kept.
+  _, _, _, lengths = synthetic.first_arrival(d[None], np.array([0]), 2.5)
+  assert lengths.tolist() == [3]
+  _, _, _, lengths = synthetic.first_arrival(d[None], np.array([0]), 3.0)
+  assert lengths.tolist() == [4]
+
+
+@pytest.mark.parametrize('delay,law', [
+    ('exp', stats.expon(scale=1 / 2.5)), ('ray', stats.rayleigh(scale=2.5))])
+def test_delay_laws(delay, law):
+  rng = np.random.default_rng(0)
+  draws = synthetic.sample_delays(np.float64(2.5), delay, rng, (5000,))
+  assert stats.kstest(draws, law.cdf).pvalue > 0.01
+  # Through the simulator: one edge 0 -> 1 with parameter 2.5; the child's
+  # time in cascades rooted at 0 is one draw of the edge's law.
+  adjacency = np.array([[False, True], [False, False]])
+  params = np.where(adjacency, 2.5, np.nan)
+  users, times, _, lengths = synthetic._simulate(
+      adjacency, params, delay, 1e9, 1.0, 6000, rng)
+  from_root0 = (users[:, 0] == 0)
+  assert (lengths[from_root0] == 2).all() and (lengths[~from_root0] == 1).all()
+  assert stats.kstest(times[from_root0, 1], law.cdf).pvalue > 0.01
+
+
+def test_transmit_prob_thins_edges():
+  adjacency = np.array([[False, True], [False, False]])
+  params = np.where(adjacency, 1.0, np.nan)
+  users, _, _, lengths = synthetic._simulate(
+      adjacency, params, 'exp', 1e9, 0.3, 20000, np.random.default_rng(0))
+  frac = (lengths[users[:, 0] == 0] == 2).mean()
+  assert frac == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize('draw', ['uniform', 'loguniform'])
+def test_param_draws(draw):
+  adjacency = np.ones((64, 64), bool)
+  p = synthetic.draw_edge_params(adjacency, np.random.default_rng(0),
+                                 draw).ravel()
+  lo, hi = synthetic.PARAM_RANGE
+  if draw == 'uniform':
+    assert stats.kstest(p, stats.uniform(lo, hi - lo).cdf).pvalue > 0.01
+  else:
+    log_lo, log_hi = np.log(lo), np.log(hi)
+    assert stats.kstest(np.log(p), stats.uniform(
+        log_lo, log_hi - log_lo).cdf).pvalue > 0.01
+
+
+def test_deterministic(cp_exp):
+  again = synthetic.make_synthetic('cp', 'exp', num_cascades=400, seed=3)
+  np.testing.assert_array_equal(again.adjacency, cp_exp.adjacency)
+  np.testing.assert_array_equal(again.edge_params, cp_exp.edge_params)
+  for a, b in zip(again.dataset.cascades, cp_exp.dataset.cascades):
+    np.testing.assert_array_equal(a.users, b.users)
+    np.testing.assert_array_equal(a.times, b.times)
+    np.testing.assert_array_equal(a.parents, b.parents)
+  other = synthetic.make_synthetic('cp', 'exp', num_cascades=400, seed=4)
+  assert (other.adjacency != cp_exp.adjacency).any()
+  # The graph and its parameters do not depend on how many cascades are drawn.
+  fewer = synthetic.make_synthetic('cp', 'exp', num_cascades=10, seed=3)
+  np.testing.assert_array_equal(fewer.edge_params, cp_exp.edge_params)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(network='star'), 'network'),
+    (dict(delay='gauss'), 'delay'),
+    (dict(num_users=24), 'power of two'),
+    (dict(param_draw='normal'), 'param_draw'),
+    (dict(num_cascades=-1), 'num_cascades'),
+    (dict(horizon=0.0), 'horizon'),
+    (dict(transmit_prob=0.0), 'transmit_prob'),
+    (dict(min_length=0), 'min_length'),
+    (dict(edges_per_user=40), 'edges_per_user'),
+])
+def test_bad_arguments(kwargs, match):
+  with pytest.raises(ConfigError, match=match):
+    synthetic.make_synthetic(**{'num_cascades': 5, **kwargs})
+
+
+def test_impossible_min_length():
+  with pytest.raises(ConfigError, match='min_length'):
+    synthetic.make_synthetic('cp', 'exp', num_users=4, num_cascades=5,
+                             edges_per_user=0.5, min_length=4)
