@@ -51,6 +51,8 @@ import numpy as np
 
 from cyan_rcbm.common.workdir import dump_json
 from cyan_rcbm.data import kronecker
+from cyan_rcbm.data import readers
+from cyan_rcbm.data import writers
 from cyan_rcbm.data.types import Cascade, CascadeDataset
 from cyan_rcbm.errors import ConfigError, DataError
 
@@ -338,3 +340,125 @@ def make_synthetic(network: str = 'cp', delay: str = 'exp',
       param_draw=param_draw, edges_per_user=float(edges_per_user),
       transmit_prob=float(transmit_prob), min_length=int(min_length),
       num_redrawn=num_redrawn)
+
+
+def cascade_statistics(dataset: CascadeDataset) -> dict[str, Any]:
+  """Summary numbers used to compare generated sets with the authors' sets.
+
+  `first_pairs` counts distinct (root, second user) pairs: with first-arrival
+  cascades the second user is an out-neighbour of the root, so it is a lower
+  bound on the number of edges (tight when every root has few of them).
+  """
+  lengths = np.array([len(c) for c in dataset.cascades])
+  if not lengths.size:
+    return {'cascades': 0}
+  last = np.array([c.times[-1] - c.times[0] for c in dataset.cascades])
+  users = np.unique(np.concatenate([c.users for c in dataset.cascades]))
+  first_pairs = {(int(c.users[0]), int(c.users[1]))
+                 for c in dataset.cascades if len(c) > 1}
+  return {
+      'cascades': int(lengths.size),
+      'events': int(lengths.sum()),
+      'length_mean': float(lengths.mean()),
+      'length_min': int(lengths.min()),
+      'length_max': int(lengths.max()),
+      'length_2_frac': float(np.mean(lengths == 2)),
+      'users_seen': int(users.size),
+      'roots': int(np.unique([c.users[0] for c in dataset.cascades]).size),
+      'first_pairs': len(first_pairs),
+      'last_time_mean': float(last.mean()),
+      'last_time_median': float(np.median(last)),
+      'last_time_p90': float(np.quantile(last, 0.9)),
+      'last_time_max': float(last.max()),
+      'length_hist': np.bincount(lengths).tolist(),
+  }
+
+
+def save_synthetic(s: SyntheticSet, out_dir: str) -> None:
+  """Writes a set to `out_dir` (created if needed).
+
+  Files: `cascades.jsonl` (canonical JSON lines, with parents), `graph.txt`
+  (one `src dst` edge per line, user tokens), `edge_params.json` (the law,
+  its parameter's name and `[src, dst, value]` per edge) and `meta.json`
+  (everything `make_synthetic` was called with, plus counts). The same set
+  always gives the same bytes.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  writers.write_cascades(s.dataset, os.path.join(out_dir, CASCADES_FILE),
+                         'jsonl')
+  # 'topolstm' graphs are `src dst` lines.
+  writers.write_graph(s.dataset, os.path.join(out_dir, GRAPH_FILE),
+                      'topolstm')
+  edges_Ex2 = np.argwhere(s.adjacency)
+  law, param = DELAYS[s.delay]
+  dump_json({'law': law, 'parameter': param, 'param_draw': s.param_draw,
+             'param_range': list(PARAM_RANGE),
+             'edges': [[int(a), int(b), float(s.edge_params[a, b])]
+                       for a, b in edges_Ex2]},
+            os.path.join(out_dir, EDGE_PARAMS_FILE), indent=None)
+  dump_json(s.meta(), os.path.join(out_dir, META_FILE))
+
+
+def _load_json(path: str) -> dict[str, Any]:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise DataError('missing file: not a directory written by '
+                    'save_synthetic', path=path) from None
+  except json.JSONDecodeError as e:
+    raise DataError(f'invalid JSON ({e.msg})', path=path, line=e.lineno
+                    ) from None
+
+
+def load_synthetic(out_dir: str) -> SyntheticSet:
+  """Reads a set written by `save_synthetic` (checks that the files agree)."""
+  meta_path = os.path.join(out_dir, META_FILE)
+  meta = _load_json(meta_path)
+  keys = ('network', 'delay', 'num_users', 'horizon', 'seed', 'param_draw',
+          'edges_per_user', 'transmit_prob', 'min_length', 'num_redrawn',
+          'num_cascades')
+  missing = [k for k in keys if k not in meta]
+  if missing:
+    raise DataError(f'meta.json lacks {missing}', path=meta_path)
+  if meta['network'] not in NETWORKS or meta['delay'] not in DELAYS:
+    raise DataError(f'unknown network {meta["network"]!r} or delay '
+                    f'{meta["delay"]!r}', path=meta_path)
+  num_users = int(meta['num_users'])
+  vocab = {str(u): u for u in range(num_users)}
+  options = readers.ReadOptions(min_length=1, duplicate_users='error',
+                                time_unit='units', timestamps='no',
+                                unknown_graph_users='error')
+  cascades_path = os.path.join(out_dir, CASCADES_FILE)
+  dataset, _ = readers.read_cascades(
+      cascades_path, 'jsonl', vocab=vocab,
+      graph_path=os.path.join(out_dir, GRAPH_FILE), options=options)
+  if len(vocab) != num_users:
+    raise DataError(f'users outside 0..{num_users - 1}: '
+                    f'{list(vocab)[num_users:][:5]}', path=cascades_path)
+  if len(dataset) != meta['num_cascades']:
+    raise DataError(f'{len(dataset)} cascades but meta.json says '
+                    f'{meta["num_cascades"]}', path=cascades_path)
+  adjacency = np.zeros((num_users, num_users), bool)
+  adjacency[dataset.edges[:, 0], dataset.edges[:, 1]] = True
+  params_path = os.path.join(out_dir, EDGE_PARAMS_FILE)
+  edge_params = np.full((num_users, num_users), np.nan)
+  try:
+    for src, dst, value in _load_json(params_path)['edges']:
+      edge_params[src, dst] = value
+  except (KeyError, TypeError, ValueError, IndexError):
+    raise DataError('expected {"edges": [[src, dst, value], ...]} with '
+                    f'users in 0..{num_users - 1}', path=params_path) from None
+  if not np.array_equal(np.isfinite(edge_params), adjacency):
+    raise DataError(f'the edges with parameters differ from {GRAPH_FILE}',
+                    path=params_path)
+  dataset = dataclasses.replace(dataset, vocab=tuple(vocab),
+                                source=os.path.abspath(out_dir))
+  return SyntheticSet(
+      dataset=dataset, adjacency=adjacency, edge_params=edge_params,
+      network=meta['network'], delay=meta['delay'], seed=int(meta['seed']),
+      horizon=float(meta['horizon']), param_draw=meta['param_draw'],
+      edges_per_user=float(meta['edges_per_user']),
+      transmit_prob=float(meta['transmit_prob']),
+      min_length=int(meta['min_length']),
+      num_redrawn=int(meta['num_redrawn']))
