@@ -173,7 +173,8 @@ class _Reader:
               events_lost: int = 0) -> None:
     """Raises, or (lenient) records the dropped chunk/line."""
     if not self.options.lenient:
-      raise DataError(problem, path=self.path, line=line, item_id=item_id)
+      raise DataError(f'{problem} (lenient=True drops it and reports it)',
+                      path=self.path, line=line, item_id=item_id)
     where = f'cascade {item_id!r}: ' if item_id is not None else ''
     self.report.malformed.append((line, where + problem))
     self.report.malformed_events += events_lost
