@@ -591,7 +591,7 @@ def read_graph(path: str, format: str, vocab: dict[str, int], *,  # pylint: disa
                           '(unknown_graph_users="error")', path=path, line=ln)
         if unknown == 'drop':
           dropped_users.add(tok)
-          break
+          continue
         i = vocab[tok] = len(vocab)
         added += 1
       ids.append(i)

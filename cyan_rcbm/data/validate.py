@@ -36,16 +36,17 @@ def cascade_problem(users: np.ndarray | None, times: np.ndarray,
   finite = np.isfinite(times)
   if not finite.all():
     k = int(np.argmin(finite))
-    return f'event {k + 1} has a non-finite time {times[k]!r}'
+    return f'event {k + 1} has a non-finite time {float(times[k])!r}'
   if n and times.min() < 0:
     k = int(np.argmax(times < 0))
-    return f'event {k + 1} has a negative time {times[k]!r}'
+    return f'event {k + 1} has a negative time {float(times[k])!r}'
   if n > 1:
     bad = np.flatnonzero(np.diff(times) < 0)
     if bad.size:
       k = int(bad[0])
-      return (f'times are not sorted: event {k + 2} (t={times[k + 1]!r}) is '
-              f'earlier than event {k + 1} (t={times[k]!r})')
+      return (f'times are not sorted: event {k + 2} '
+              f'(t={float(times[k + 1])!r}) is earlier than event {k + 1} '
+              f'(t={float(times[k])!r})')
   if users is not None and num_users is not None and n:
     if users.min() < 0 or users.max() >= num_users:
       k = int(np.argmax((users < 0) | (users >= num_users)))
@@ -60,7 +61,8 @@ def cascade_problem(users: np.ndarray | None, times: np.ndarray,
               '0-based; -1 for a root)')
   if timestamps is not None and not np.isfinite(timestamps).all():
     k = int(np.argmin(np.isfinite(timestamps)))
-    return f'event {k + 1} has a non-finite timestamp {timestamps[k]!r}'
+    return (f'event {k + 1} has a non-finite timestamp '
+            f'{float(timestamps[k])!r}')
   return None
 
 
