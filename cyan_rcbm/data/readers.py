@@ -227,18 +227,11 @@ def _parse_time(text: str) -> tuple[float | None, str | None]:
   return t, None
 
 
-def _parse_cyanrnn(rd: _Reader, ln: int, line: str) -> _Raw | None:
-  fields = [f.strip() for f in line.split(',')]
-  if len(fields) > 1 and fields[-1] == '':
-    fields.pop()  # trailing comma
-  cid = fields[0]
-  if not cid:
-    rd.problem('empty cascade id (expected "id,user,time,user,time,...")',
-               ln, events_lost=len(fields) // 2)
-    return None
-  rest = fields[1:]
+def _parse_pairs(rd: _Reader, ln: int, cid: str, rest: list[str],
+                 after: str, sep: str) -> tuple[list[str], list[float]]:
+  """Parses `user time user time ...` fields (cyanrnn, topolstm)."""
   if len(rest) % 2:
-    rd.problem(f'odd number of fields after the id: user {rest[-1]!r} has no '
+    rd.problem(f'odd number of fields after {after}: user {rest[-1]!r} has no '
                'time (truncated line?)', ln, cid, events_lost=1)
     rest = rest[:-1]
   users, times = [], []
@@ -248,11 +241,24 @@ def _parse_cyanrnn(rd: _Reader, ln: int, line: str) -> _Raw | None:
     if not user:
       bad = f'empty user in field {j + 2}'
     if bad:
-      rd.problem(f'{bad} (fields {j + 2}-{j + 3}: {user!r},{t_text!r})', ln,
-                 cid, events_lost=1)
+      rd.problem(f'{bad} (fields {j + 2}-{j + 3}: {user!r}{sep}{t_text!r})',
+                 ln, cid, events_lost=1)
       continue
     users.append(user)
     times.append(t)
+  return users, times
+
+
+def _parse_cyanrnn(rd: _Reader, ln: int, line: str) -> _Raw | None:
+  fields = [f.strip() for f in line.split(',')]
+  if len(fields) > 1 and fields[-1] == '':
+    fields.pop()  # trailing comma
+  cid = fields[0]
+  if not cid:
+    rd.problem('empty cascade id (expected "id,user,time,user,time,...")',
+               ln, events_lost=len(fields) // 2)
+    return None
+  users, times = _parse_pairs(rd, ln, cid, fields[1:], 'the id', ',')
   return ln, cid, users, times, None, None
 
 
@@ -287,20 +293,8 @@ def _parse_forest(rd: _Reader, ln: int, line: str) -> _Raw | None:
 def _parse_topolstm(rd: _Reader, ln: int, line: str) -> _Raw | None:
   cid = str(ln)
   f = line.split()
-  seed, rest = f[0], f[1:]
-  if len(rest) % 2:
-    rd.problem(f'odd number of fields after the seed: user {rest[-1]!r} has '
-               'no time (truncated line?)', ln, cid, events_lost=1)
-    rest = rest[:-1]
-  users, times = [], []
-  for j in range(0, len(rest), 2):
-    t, bad = _parse_time(rest[j + 1])
-    if bad:
-      rd.problem(f'{bad} (fields {j + 2}-{j + 3}: {rest[j]!r} '
-                 f'{rest[j + 1]!r})', ln, cid, events_lost=1)
-      continue
-    users.append(rest[j])
-    times.append(t)
+  seed = f[0]
+  users, times = _parse_pairs(rd, ln, cid, f[1:], 'the seed', ' ')
   if not users:
     rd.problem(f'seed user {seed!r} without any timed event (expected '
                '"seed user time user time ...")', ln, cid, events_lost=1)
