@@ -12,4 +12,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.task = 'demo'
   config.seed = 0
+  config.synthetic = ml_collections.ConfigDict()
+  config.synthetic.num_cascades = 20000  # the paper's set size (SPEC A2)
   return config
