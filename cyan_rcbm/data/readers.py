@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -126,8 +125,7 @@ class ReadReport:
 
   def summary(self) -> str:
     """One line: what was kept, then everything dropped or changed."""
-    name = os.path.basename(self.path) or self.path
-    head = (f'{name} ({self.format}): {self.cascades} cascades, '
+    head = (f'{self.path} ({self.format}): {self.cascades} cascades, '
             f'{self.events} events')
     if self.graph_path is not None:
       head += f', {self.edges} edges'
@@ -173,7 +171,7 @@ class _Reader:
               events_lost: int = 0) -> None:
     """Raises, or (lenient) records the dropped chunk/line."""
     if not self.options.lenient:
-      raise DataError(f'{problem} (lenient=True drops it and reports it)',
+      raise DataError(f'{problem} (lenient mode drops it with a report)',
                       path=self.path, line=line, item_id=item_id)
     where = f'cascade {item_id!r}: ' if item_id is not None else ''
     self.report.malformed.append((line, where + problem))

@@ -11,13 +11,11 @@ from the config takes its default).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import tempfile
 from typing import Any, Mapping
 
-from absl import logging
 import ml_collections
 import numpy as np
 
@@ -131,6 +129,11 @@ def cache_dir() -> str:
       os.path.expanduser('~'), '.cache', 'cyan_rcbm')
 
 
+def _log(message: str, *args) -> None:
+  """One readable line on stdout (what was read, split and dropped)."""
+  print('[data] ' + (message % args if args else message), flush=True)
+
+
 def _field(cfg, key: str):
   return cfg[key] if key in cfg else DEFAULTS[key]
 
@@ -179,16 +182,16 @@ def _read_files(files: Mapping[str, str], fmt: str, graph: str | None,
   for part, path in files.items():
     ds, report = readers.read_cascades(path, fmt, vocab=vocab,
                                        options=options)
-    logging.info('data: read %s', report.summary())
+    _log('read %s', report.summary())
     for line, what in report.malformed:
-      logging.warning('data: %s:%d: dropped (lenient): %s', path, line, what)
+      _log('%s:%d: dropped (lenient): %s', path, line, what)
     out[part] = ds
   edges = None
   if graph:
     report = readers.ReadReport(path=graph, format=fmt)
     edges = readers.read_graph(graph, fmt, vocab, options=options,
                                report=report)
-    logging.info('data: read graph %s: %d edge lines, %d edges (%s); %d '
+    _log('read graph %s: %d edge lines, %d edges (%s); %d '
                  'graph-only users added, %d duplicate edges removed, %d self '
                  'loops', graph, report.edges_read, report.edges,
                  options.graph_direction, report.graph_users_added,
@@ -206,7 +209,7 @@ def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin) -> CascadeDataset
   key = f'{network}-{delay}-n{num}-seed{seed}-v{version}'
   out_dir = os.path.join(cache_dir(), f'synthetic-{key}')
   if not os.path.isdir(out_dir):
-    logging.info('data: generating synthetic %s (cached in %s)', key, out_dir)
+    _log('generating synthetic %s (cached in %s)', key, out_dir)
     made = synthetic.make_synthetic(network, delay, num_cascades=num,
                                     seed=seed)
     os.makedirs(cache_dir(), exist_ok=True)
@@ -230,7 +233,7 @@ def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin) -> CascadeDataset
 def _filter_short(ds: CascadeDataset, min_length: int) -> CascadeDataset:
   kept = tuple(c for c in ds.cascades if len(c) >= min_length)
   if len(kept) < len(ds):
-    logging.info('data: dropped %d cascades shorter than min_length=%d',
+    _log('dropped %d cascades shorter than min_length=%d',
                  len(ds) - len(kept), min_length)
   return dataclasses.replace(ds, cascades=kept)
 
@@ -315,7 +318,7 @@ def load_splits(data_config: ml_collections.ConfigDict) -> splits_lib.Splits:
       carved = splits_lib.random_split(train, (1 - carve, carve, 0.0),
                                        seed=s['split_seed'])
       train, valid = carved.train, carved.valid
-      logging.info('data: %s has no valid file: %d of its train cascades '
+      _log('%s has no valid file: %d of its train cascades '
                    'become valid (fraction %.3f, split_seed=%d)', label,
                    len(valid), carve, s['split_seed'])
     result = splits_lib.Splits(train, valid, parts['test'])
@@ -336,12 +339,12 @@ def load_splits(data_config: ml_collections.ConfigDict) -> splits_lib.Splits:
     result = splits_lib.Splits(*(_scale_times(d, s['time_scale'])
                                  for _, d in result.items()))
   if s['subsample'] and s['subsample'] < len(result.train):
-    logging.info('data: subsample=%d keeps the first %d of %d train cascades',
+    _log('subsample=%d keeps the first %d of %d train cascades',
                  s['subsample'], s['subsample'], len(result.train))
     result = dataclasses.replace(result, train=splits_lib.subset(
         result.train, range(s['subsample'])))
   for part, ds in result.items():
-    logging.info('data: %s %s: %d cascades, %d events, %d users in vocab, '
+    _log('%s %s: %d cascades, %d events, %d users in vocab, '
                  '%s edges, times in %s', label, part, len(ds), ds.num_events,
                  ds.num_users, 'no' if ds.edges is None else len(ds.edges),
                  ds.time_unit)
