@@ -157,7 +157,8 @@ def _settings(cfg) -> dict[str, Any]:
                       f'{sorted(BUILTIN)} (or \'\' with data.path/format).')
   if not s['name'] and (not s['path'] or not s['format']):
     raise ConfigError('data.name is \'\', so data.path and data.format must '
-                      f'name your cascade file and its format {readers.FORMATS}.')
+                      'name your cascade file and its format '
+                      f'{readers.FORMATS}.')
   synthetic = s['name'] and BUILTIN[s['name']].synthetic
   if s['num_cascades'] and not synthetic:
     raise ConfigError(f'data.num_cascades={s["num_cascades"]} applies only to '
@@ -166,7 +167,8 @@ def _settings(cfg) -> dict[str, Any]:
   return s
 
 
-def _options(s: Mapping[str, Any], builtin: Builtin | None) -> readers.ReadOptions:
+def _options(s: Mapping[str, Any], builtin: Builtin | None
+             ) -> readers.ReadOptions:
   return readers.ReadOptions(
       min_length=s['min_length'], duplicate_users=s['duplicate_users'],
       lenient=bool(s['lenient'] or (builtin is not None and builtin.lenient)),
@@ -199,7 +201,8 @@ def _read_files(files: Mapping[str, str], fmt: str, graph: str | None,
   return out, edges
 
 
-def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin) -> CascadeDataset:
+def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin
+                       ) -> CascadeDataset:
   """Generates (or loads from the cache) a synthetic set (SPEC A2)."""
   from cyan_rcbm.data import synthetic  # pylint: disable=g-import-not-at-top
   network, delay = builtin.synthetic
