@@ -100,6 +100,7 @@ def test_topolstm_given_carves_valid_from_train():
     (dict(subsample=-1), 'subsample'),
     (dict(name='', path=''), 'data.path and data.format'),
     (dict(min_length=0), 'min_length'),
+    (dict(name='synthetic_cp_exp', min_length=0), 'min_length'),
     (dict(duplicate_users='last'), 'duplicate_users'),
     (dict(split_fractions=(0.5, 0.5)), 'split_fractions'),
 ])
@@ -124,6 +125,10 @@ def test_user_files(tmp_path):
     registry.load_splits(cfg)
   cfg.split = 'random'
   assert _sizes(registry.load_splits(cfg)) == [3, 2, 1]  # round(1.5) = 2
+  (tmp_path / 'short.txt').write_text('1,a,0\n')
+  cfg.path = str(tmp_path / 'short.txt')
+  with pytest.raises(DataError, match='no training cascades'):
+    registry.load_splits(cfg)
   cfg.path = str(tmp_path / 'missing.txt')
   with pytest.raises(DataError, match='missing.txt: no such file'):
     registry.load_splits(cfg)

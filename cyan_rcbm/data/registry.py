@@ -159,6 +159,9 @@ def _settings(cfg) -> dict[str, Any]:
     raise ConfigError('data.name is \'\', so data.path and data.format must '
                       'name your cascade file and its format '
                       f'{readers.FORMATS}.')
+  readers.ReadOptions(min_length=s['min_length'],  # checks these fields
+                      duplicate_users=s['duplicate_users'],
+                      graph_direction=s['graph_direction'])
   synthetic = s['name'] and BUILTIN[s['name']].synthetic
   if s['num_cascades'] and not synthetic:
     raise ConfigError(f'data.num_cascades={s["num_cascades"]} applies only to '
@@ -346,6 +349,9 @@ def load_splits(data_config: ml_collections.ConfigDict) -> splits_lib.Splits:
                  s['subsample'], s['subsample'], len(result.train))
     result = dataclasses.replace(result, train=splits_lib.subset(
         result.train, range(s['subsample'])))
+  if not len(result.train):
+    raise DataError('no training cascades left (see the [data] lines above '
+                    'for what was read and dropped)', path=label)
   for part, ds in result.items():
     _log('%s %s: %d cascades, %d events, %d users in vocab, '
                  '%s edges, times in %s', label, part, len(ds), ds.num_events,
