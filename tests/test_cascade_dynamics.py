@@ -46,6 +46,10 @@ def test_hand_made_cascades():
   np.testing.assert_array_equal(b[3], [1, 2, 2, 2])
   np.testing.assert_array_equal(b[4], [2, 3, 3, 3])
   assert '1 of 11 events after the window' in dyn.source
+  samples = cd.cascade_samples(_dataset(), num_bins=4, horizon=4.0)
+  np.testing.assert_array_equal(samples.dynamics.x, dyn.x)
+  assert samples.window_events.tolist() == [7, 3]
+  assert samples.later_events.tolist() == [1, 0]
 
 
 def test_duration_window_and_default_horizon():

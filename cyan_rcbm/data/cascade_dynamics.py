@@ -23,11 +23,13 @@ Definitions, for one sample (events sorted by time, ties in input order):
   (weak connectivity). LCC = its largest component's number of nodes (0
   before the first actor); diameter = the longest shortest path (in hops)
   within the LCC (0 for a single node; the largest value if several
-  components tie for largest). The diameter is exact when the LCC has at most
-  `exact_diameter_limit` nodes (all-pairs BFS); above that it is the
-  4-sweep lower bound (BFS from the highest-degree node, then repeatedly from
-  the farthest node found, keeping the largest eccentricity), which is exact
-  on trees and usually exact on sparse social graphs.
+  components tie for largest). The diameter is exact when at most
+  `exact_diameter_limit` nodes (default 1000) have an edge: BFS from every
+  node at once on bit sets (`_bitset_lcc_diameter`, ~5 ms for 1000 nodes).
+  Above that it is the 4-sweep lower bound (BFS from the highest-degree node
+  of the LCC, then three times from the farthest node found, keeping the
+  largest eccentricity), exact on trees and usually exact on sparse social
+  graphs. Both are recomputed only at the end of a bin that adds edges.
 * events before the window (bin < 0) are history: they make later events
   recurring, count as earlier friends and are nodes of the graph from bin 0,
   but are not counted in any bin; events at or after the window's end are
@@ -243,7 +245,8 @@ def event_features(starts: np.ndarray, actors: np.ndarray, times: np.ndarray,
     graph: the social graph.
     num_bins: T.
     num_kinds: number of kinds.
-    exact_diameter_limit: LCC size up to which the diameter is exact.
+    exact_diameter_limit: number of nodes with an edge up to which the
+      diameter is exact (above: 4-sweep lower bound).
 
   Returns:
     float32 [n, 1 + 2 * num_kinds + 2, T]: initiators, first-time per kind,
@@ -313,10 +316,35 @@ def event_features(starts: np.ndarray, actors: np.ndarray, times: np.ndarray,
   return x.astype(np.float32)
 
 
-def cascade_dynamics(dataset: CascadeDataset, *, num_bins: int = 60,
-                     window: str = 'horizon', horizon: float | None = None,
-                     exact_diameter_limit: int = DEFAULT_EXACT_DIAMETER_LIMIT
-                     ) -> Dynamics:
+@dataclasses.dataclass(frozen=True)
+class CascadeSamples:
+  """Cascade dynamics plus per-cascade side information (not part of `x`).
+
+  Attributes:
+    dynamics: x float32 [n, 5, T] (`CASCADE_FEATURES`), ids = cascade ids.
+    window_events: int64 [n] events inside the window.
+    later_events: int64 [n] events after the window (a forecasting target:
+      the cascade's growth after what the sample shows).
+  """
+  dynamics: Dynamics
+  window_events: np.ndarray
+  later_events: np.ndarray
+
+  def extras(self) -> dict[str, np.ndarray]:
+    """The side arrays, for `cyan_rcbm.data.dynamics.write_dynamics`."""
+    return {'window_events': self.window_events,
+            'later_events': self.later_events}
+
+
+def cascade_dynamics(dataset: CascadeDataset, **kwargs) -> Dynamics:
+  """`cascade_samples(dataset, **kwargs).dynamics` (interface D)."""
+  return cascade_samples(dataset, **kwargs).dynamics
+
+
+def cascade_samples(dataset: CascadeDataset, *, num_bins: int = 60,
+                    window: str = 'horizon', horizon: float | None = None,
+                    exact_diameter_limit: int = DEFAULT_EXACT_DIAMETER_LIMIT
+                    ) -> CascadeSamples:
   """One B8 sample per cascade (SPEC B8), from a cascade set with a graph.
 
   Binning: each cascade's clock starts at its first event. With
@@ -337,11 +365,12 @@ def cascade_dynamics(dataset: CascadeDataset, *, num_bins: int = 60,
     num_bins: T.
     window: 'horizon' or 'duration'.
     horizon: window length in the dataset's time unit ('horizon' only).
-    exact_diameter_limit: LCC size up to which the diameter is exact.
+    exact_diameter_limit: number of nodes with an edge up to which the
+      diameter is exact (above: 4-sweep lower bound).
 
   Returns:
-    Dynamics [num_cascades, 5, num_bins], ids = cascade ids; `source` states
-    the window and how many events fell after it.
+    `CascadeSamples`: x [num_cascades, 5, num_bins], ids = cascade ids,
+    `source` states the window and how many events fell after it.
   """
   if dataset.edges is None:
     raise DataError('cascade dynamics need a follower graph (dataset.edges is '
@@ -377,15 +406,18 @@ def cascade_dynamics(dataset: CascadeDataset, *, num_bins: int = 60,
   x = event_features(starts, users, times, bins, np.zeros_like(bins), graph,
                      num_bins=num_bins, num_kinds=1,
                      exact_diameter_limit=exact_diameter_limit)
-  late = int((bins >= num_bins).sum())
+  after = bins >= num_bins
+  later = np.bincount(sample[after], minlength=len(dataset)).astype(np.int64)
   desc = (f'horizon={horizon:g} {dataset.time_unit}' if window == 'horizon'
           else 'per-cascade duration')
-  return Dynamics(
+  dyn = Dynamics(
       x=x, feature_names=list(CASCADE_FEATURES),
       ids=[str(c.id) for c in dataset.cascades],
       source=(f'cascade_dynamics({dataset.source or "cascades"}; {num_bins} '
-              f'bins over {desc}; {late} of {times.shape[0]} events after '
-              'the window ignored)'))
+              f'bins over {desc}; {int(after.sum())} of {times.shape[0]} '
+              'events after the window ignored)'))
+  return CascadeSamples(dynamics=dyn, window_events=lengths - later,
+                        later_events=later)
 
 
 def feature_names(kinds: Sequence[str]) -> list[str]:
