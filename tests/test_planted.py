@@ -6,6 +6,7 @@ import pytest
 from cyan_rcbm.data import planted
 from cyan_rcbm.data.dynamics import validate_dynamics
 from cyan_rcbm.errors import ConfigError
+from cyan_rcbm.rcbm import ops
 
 
 def _brute_force_convolve(w, h):
@@ -85,3 +86,9 @@ def test_anomalies():
     assert max(planted._max_shift_cosine(f, wk) for wk in w) <= 0.5
   with pytest.raises(ConfigError, match='counts'):
     planted.make_planted_anomalies(0, 0, 0)
+
+
+def test_convolve_matches_the_jax_operator():
+  dyn, w, h = planted.make_planted(4, noise=0.0, density=0.1, seed=4)
+  got = np.asarray(ops.scale_and_copy(w.astype(np.float32), h.astype(np.float32)))
+  np.testing.assert_allclose(got, dyn.x, rtol=1e-5, atol=1e-5)
