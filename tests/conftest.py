@@ -1,8 +1,13 @@
-"""Suite-wide set-up: generated data sets are cached in a per-session folder,
-so tests never depend on (or write to) the user's ~/.cache."""
+"""Suite-wide set-up: generated data sets are cached in a per-session folder
+(removed at exit), so tests never depend on or write to the user's
+~/.cache."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
-_CACHE = tempfile.mkdtemp(prefix='cyan_rcbm_test_cache_')
-os.environ.setdefault('CYAN_RCBM_CACHE', _CACHE)
+if 'CYAN_RCBM_CACHE' not in os.environ:
+  _CACHE = tempfile.mkdtemp(prefix='cyan_rcbm_test_cache_')
+  os.environ['CYAN_RCBM_CACHE'] = _CACHE
+  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
