@@ -1,0 +1,90 @@
+"""Log-probabilities of CBM and RCBM (SPEC B3, B6; paper Eqs. 3, 12).
+
+Per-sample densities, as the paper states them (its Figs. 3-4 fit the
+per-sample error `e = ||X - Xhat||_F` with a half-normal of scale sigma and
+the per-sample activation `a = sum_k ||h_k||_1` with an exponential of mean
+beta):
+
+  `log P(X | h) = log(sqrt(2/pi) / sigma) - e^2 / (2 sigma^2)`,
+  `log P(h)     = -log(beta) - a / beta`.
+
+RCBM's joint (Eq. 12): `log P = sum_l log P(X_l | h_l) + log P(h_L)`, with
+h inferred by the h-step on the learned filters (`rcbm.infer`). Held-out
+perplexity is `exp(-(1/n) sum_i log P(X_i))`; the anomaly score of a sample
+is `-log P`. Values are in the model's units (after its input `scale`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cyan_rcbm.rcbm import rcbm as rcbm_lib
+from cyan_rcbm.rcbm import select_k
+
+_LOG_SQRT_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)
+
+
+def log_p_x_given_h(sq_err: np.ndarray, sigma: float) -> np.ndarray:
+  """Half-normal log density of the per-sample error (Eq. 3), per sample."""
+  sq_err = np.asarray(sq_err, np.float64)
+  return _LOG_SQRT_2_OVER_PI - math.log(sigma) - sq_err / (2.0 * sigma ** 2)
+
+
+def log_p_h(l1: np.ndarray, beta: float) -> np.ndarray:
+  """Exponential log density of the per-sample activation (Eq. 3)."""
+  return -math.log(beta) - np.asarray(l1, np.float64) / beta
+
+
+def cbm_log_joint(sq_err: np.ndarray, l1: np.ndarray, sigma: float,
+                  beta: float) -> np.ndarray:
+  """`log P(X, h)` of one CBM level, per sample."""
+  return log_p_x_given_h(sq_err, sigma) + log_p_h(l1, beta)
+
+
+def joint_from_activations(model: rcbm_lib.RCBM,
+                           acts: list[rcbm_lib.LevelActivations]
+                           ) -> np.ndarray:
+  """Eq. 12 per sample from `rcbm.infer`'s output (all levels)."""
+  if len(acts) != model.num_levels:
+    raise ValueError(f'need activations of all {model.num_levels} levels, '
+                     f'got {len(acts)}')
+  total = log_p_h(acts[-1].l1, model.levels[-1].beta)
+  for level, act in zip(model.levels, acts):
+    total = total + log_p_x_given_h(act.sq_err, level.sigma)
+  return total
+
+
+def log_prob(model: rcbm_lib.RCBM, x_NxDxT: np.ndarray, source: str = ''
+             ) -> np.ndarray:
+  """`log P(X_i)` of Eq. 12 for each sample [n] (h inferred, all levels)."""
+  return joint_from_activations(model, rcbm_lib.infer(model, x_NxDxT,
+                                                      source=source))
+
+
+def perplexity_from_log_prob(log_p: np.ndarray) -> float:
+  """`exp(-mean log P)` (inf on overflow)."""
+  with np.errstate(over='ignore'):
+    return float(np.exp(-np.mean(np.asarray(log_p, np.float64))))
+
+
+def perplexity(model: rcbm_lib.RCBM, x_NxDxT: np.ndarray, source: str = ''
+               ) -> float:
+  """Perplexity `exp(-(1/n) sum_i log P(X_i))` of samples under the model."""
+  return perplexity_from_log_prob(log_prob(model, x_NxDxT, source))
+
+
+def anomaly_scores(model: rcbm_lib.RCBM, x_NxDxT: np.ndarray,
+                   source: str = '') -> np.ndarray:
+  """`-log P(X_i)` per sample: higher is more anomalous."""
+  return -log_prob(model, x_NxDxT, source)
+
+
+def level_bic(sq_err: np.ndarray, l1: np.ndarray, sigma: float, beta: float,
+              num_filters: int, num_features: int, filter_length: int
+              ) -> float:
+  """BIC of one CBM level: `2 sum_i log P(X_i, h_i) - p log n` (SPEC B5)."""
+  log_l = float(np.sum(cbm_log_joint(sq_err, l1, sigma, beta)))
+  p = select_k.num_params(num_filters, num_features, filter_length)
+  return select_k.bic(log_l, p, len(np.asarray(sq_err)))

@@ -1,0 +1,224 @@
+"""The scale-and-copy operator and its deconvolution (SPEC B2; paper Eqs. 2, 8).
+
+Filters `W_k in R^{D x Tw}`, activations `h_k in R^S` with `S = T + Tw - 1`:
+
+* scale-and-copy (Eq. 2), a true "valid" convolution per row, summed over k:
+  `(W (x) h)[d, t] = sum_k sum_tau W[k, d, tau] h[k, t + Tw - 1 - tau]`;
+* deconvolution (Eq. 8), its adjoint (rows summed):
+  `(W (.) R)[k, s] = sum_d sum_tau W[k, d, tau] R[d, s - Tw + 1 + tau]`,
+  R zero outside `[0, T)`;
+* filter correlation, the W-gradient of Eq. 7 up to sign:
+  `C[k, d, tau] = sum_i sum_t R_i[d, t] h_ik[t + Tw - 1 - tau]`.
+
+Each operator has several equivalent *forms*, selected by name:
+
+* `'rows'` — the reference: D x K 1-D `lax.conv`s over rows, vmapped.
+* `'conv'` — one multi-channel 1-D convolution (K in, D out), channels last.
+  The fastest form on CPU for the paper's shapes (see
+  `scripts/bench_rcbm.py`), hence `'auto'`.
+* `'unfold'` — a matrix product over unfolded time windows.
+* `'fft'` — products of real FFTs along time.
+
+Two layouts: the public functions take the canonical layout of the papers
+(`h_NxKxS`, `x_NxDxT`); the `*_tm` functions take the time-major layout
+(`h_NxSxK`, `x_NxTxD`) that the solvers use internally (it avoids transposes
+in the hot loop). Everything is jittable, dtype-preserving (float32 by
+default, float64 when JAX x64 is on) and batched over samples.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+FORMS = ('rows', 'conv', 'unfold', 'fft')
+
+_DN = ('NHC', 'HIO', 'NHC')  # channels-last 1-D convolution.
+
+
+def resolve_form(form: str) -> str:
+  """Maps `'auto'` to the fastest form and checks the name."""
+  if form == 'auto':
+    return 'conv'
+  if form not in FORMS:
+    raise ValueError(f'unknown operator form {form!r}; expected one of '
+                     f"{('auto',) + FORMS}")
+  return form
+
+
+# ---------------------------------------------------------------------------
+# Time-major forms: w [K, D, Tw], h [N, S, K], x / r [N, T, D].
+
+
+def _conv_rows(w_KxDxTw, h_NxSxK):
+  def one_row(w_Tw, h_S):  # 1-D valid convolution of one (k, d) pair.
+    return lax.conv_general_dilated(
+        h_S[None, None], w_Tw[::-1][None, None], (1,), 'VALID')[0, 0]
+
+  over_d = jax.vmap(one_row, in_axes=(0, None))            # -> [D, T]
+  over_k = jax.vmap(over_d, in_axes=(0, 1))                # -> [K, D, T]
+  over_n = jax.vmap(over_k, in_axes=(None, 0))             # -> [N, K, D, T]
+  return jnp.swapaxes(over_n(w_KxDxTw, h_NxSxK).sum(axis=1), 1, 2)
+
+
+def _deconv_rows(w_KxDxTw, r_NxTxD):
+  tw = w_KxDxTw.shape[-1]
+
+  def one_row(w_Tw, r_T):  # full correlation of one (k, d) pair.
+    return lax.conv_general_dilated(
+        r_T[None, None], w_Tw[None, None], (1,), [(tw - 1, tw - 1)])[0, 0]
+
+  over_d = jax.vmap(one_row, in_axes=(0, 1))               # -> [D, S]
+  over_k = jax.vmap(over_d, in_axes=(0, None))             # -> [K, D, S]
+  over_n = jax.vmap(over_k, in_axes=(None, 0))             # -> [N, K, D, S]
+  return jnp.swapaxes(over_n(w_KxDxTw, r_NxTxD).sum(axis=2), 1, 2)
+
+
+def _conv_conv(w_KxDxTw, h_NxSxK):
+  rhs_TwxKxD = jnp.transpose(w_KxDxTw[..., ::-1], (2, 0, 1))
+  return lax.conv_general_dilated(h_NxSxK, rhs_TwxKxD, (1,), 'VALID',
+                                  dimension_numbers=_DN)
+
+
+def _deconv_conv(w_KxDxTw, r_NxTxD):
+  tw = w_KxDxTw.shape[-1]
+  rhs_TwxDxK = jnp.transpose(w_KxDxTw, (2, 1, 0))
+  return lax.conv_general_dilated(r_NxTxD, rhs_TwxDxK, (1,),
+                                  [(tw - 1, tw - 1)], dimension_numbers=_DN)
+
+
+def _windows(a_NxLxC, size, count):
+  """a[:, t + j, :] as [N, count, size, C] (t < count, j < size)."""
+  idx = jnp.arange(count)[:, None] + jnp.arange(size)[None, :]
+  return a_NxLxC[:, idx, :]
+
+
+def _conv_unfold(w_KxDxTw, h_NxSxK):
+  tw = w_KxDxTw.shape[-1]
+  t = h_NxSxK.shape[1] - tw + 1
+  win_NxTxTwxK = _windows(h_NxSxK, tw, t)
+  return jnp.einsum('ntjk,kdj->ntd', win_NxTxTwxK, w_KxDxTw[..., ::-1])
+
+
+def _deconv_unfold(w_KxDxTw, r_NxTxD):
+  tw = w_KxDxTw.shape[-1]
+  s = r_NxTxD.shape[1] + tw - 1
+  padded = jnp.pad(r_NxTxD, ((0, 0), (tw - 1, tw - 1), (0, 0)))
+  win_NxSxTwxD = _windows(padded, tw, s)
+  return jnp.einsum('nsjd,kdj->nsk', win_NxSxTwxD, w_KxDxTw)
+
+
+def _fft_size(n):
+  return 1 << max(0, (n - 1).bit_length())
+
+
+def _conv_fft(w_KxDxTw, h_NxSxK):
+  tw = w_KxDxTw.shape[-1]
+  s = h_NxSxK.shape[1]
+  t = s - tw + 1
+  size = _fft_size(s + tw - 1)
+  h_f = jnp.fft.rfft(h_NxSxK, n=size, axis=1)
+  w_f = jnp.fft.rfft(w_KxDxTw, n=size, axis=2)
+  y = jnp.fft.irfft(jnp.einsum('nfk,kdf->nfd', h_f, w_f), n=size, axis=1)
+  return y[:, tw - 1:tw - 1 + t].astype(h_NxSxK.dtype)
+
+
+def _deconv_fft(w_KxDxTw, r_NxTxD):
+  tw = w_KxDxTw.shape[-1]
+  t = r_NxTxD.shape[1]
+  size = _fft_size(t + tw - 1)
+  # Correlation = convolution with the time-reversed filter.
+  r_f = jnp.fft.rfft(r_NxTxD, n=size, axis=1)
+  w_f = jnp.fft.rfft(w_KxDxTw[..., ::-1], n=size, axis=2)
+  y = jnp.fft.irfft(jnp.einsum('nfd,kdf->nfk', r_f, w_f), n=size, axis=1)
+  return y[:, :t + tw - 1].astype(r_NxTxD.dtype)
+
+
+_CONV = {'rows': _conv_rows, 'conv': _conv_conv, 'unfold': _conv_unfold,
+         'fft': _conv_fft}
+_DECONV = {'rows': _deconv_rows, 'conv': _deconv_conv,
+           'unfold': _deconv_unfold, 'fft': _deconv_fft}
+
+
+def conv_tm(w_KxDxTw: jax.Array, h_NxSxK: jax.Array, form: str = 'auto'
+            ) -> jax.Array:
+  """Scale-and-copy (Eq. 2) in the time-major layout: returns x_NxTxD."""
+  return _CONV[resolve_form(form)](w_KxDxTw, h_NxSxK)
+
+
+def deconv_tm(w_KxDxTw: jax.Array, r_NxTxD: jax.Array, form: str = 'auto'
+              ) -> jax.Array:
+  """Deconvolution (Eq. 8) in the time-major layout: returns g_NxSxK."""
+  return _DECONV[resolve_form(form)](w_KxDxTw, r_NxTxD)
+
+
+def correlate_tm(r_NxTxD: jax.Array, h_NxSxK: jax.Array, filter_length: int,
+                 form: str = 'auto') -> jax.Array:
+  """Filter correlation `C[k, d, tau]` (module doc), time-major inputs.
+
+  `C` is the adjoint of `w -> conv_tm(w, h)` applied to `r`, so
+  `grad_W 1/2 ||X - W (x) h||^2 = -correlate_tm(X - W (x) h, h)` (Eq. 7).
+  """
+  fwd = _CONV[resolve_form(form)]
+  w0 = jnp.zeros((h_NxSxK.shape[-1], r_NxTxD.shape[-1], filter_length),
+                 r_NxTxD.dtype)
+  _, vjp = jax.vjp(lambda w: fwd(w, h_NxSxK), w0)
+  return vjp(r_NxTxD)[0]
+
+
+# ---------------------------------------------------------------------------
+# Canonical layout: w [K, D, Tw], h [N, K, S], x / r [N, D, T].
+
+
+def _check(w, other, other_name, other_axis_name):
+  if w.ndim != 3:
+    raise ValueError(f'filters must have shape [K, D, Tw]; got {w.shape}')
+  if other.ndim != 3:
+    raise ValueError(f'{other_name} must have rank 3 [N, {other_axis_name}, '
+                     f'time]; got shape {other.shape}')
+
+
+@functools.partial(jax.jit, static_argnames=('form',))
+def scale_and_copy(w_KxDxTw: jax.Array, h_NxKxS: jax.Array,
+                   form: str = 'auto') -> jax.Array:
+  """`sum_k W_k (x) h_k` for every sample (Eq. 2): x_NxDxT, `T = S - Tw + 1`."""
+  _check(w_KxDxTw, h_NxKxS, 'activations', 'K')
+  if h_NxKxS.shape[1] != w_KxDxTw.shape[0]:
+    raise ValueError(f'activations have {h_NxKxS.shape[1]} rows for '
+                     f'{w_KxDxTw.shape[0]} filters')
+  if h_NxKxS.shape[2] < w_KxDxTw.shape[2]:
+    raise ValueError(f'activations of length {h_NxKxS.shape[2]} are shorter '
+                     f'than the filters ({w_KxDxTw.shape[2]})')
+  x_NxTxD = conv_tm(w_KxDxTw, jnp.swapaxes(h_NxKxS, 1, 2), form)
+  return jnp.swapaxes(x_NxTxD, 1, 2)
+
+
+@functools.partial(jax.jit, static_argnames=('form',))
+def deconvolve(w_KxDxTw: jax.Array, r_NxDxT: jax.Array, form: str = 'auto'
+               ) -> jax.Array:
+  """`W (.) R` (Eq. 8), the adjoint of `scale_and_copy`: g_NxKxS."""
+  _check(w_KxDxTw, r_NxDxT, 'residuals', 'D')
+  if r_NxDxT.shape[1] != w_KxDxTw.shape[1]:
+    raise ValueError(f'residuals have {r_NxDxT.shape[1]} features for '
+                     f'filters with {w_KxDxTw.shape[1]}')
+  g_NxSxK = deconv_tm(w_KxDxTw, jnp.swapaxes(r_NxDxT, 1, 2), form)
+  return jnp.swapaxes(g_NxSxK, 1, 2)
+
+
+@functools.partial(jax.jit, static_argnames=('filter_length', 'form'))
+def correlate(r_NxDxT: jax.Array, h_NxKxS: jax.Array, filter_length: int,
+              form: str = 'auto') -> jax.Array:
+  """Filter correlation `C_KxDxTw` (module doc); `grad_W f1 = -C` (Eq. 7)."""
+  return correlate_tm(jnp.swapaxes(r_NxDxT, 1, 2), jnp.swapaxes(h_NxKxS, 1, 2),
+                      filter_length, form)
+
+
+def operator_pair(form: str = 'auto') -> tuple[Callable, Callable]:
+  """(conv_tm, deconv_tm) bound to one form, for solvers."""
+  form = resolve_form(form)
+  return (functools.partial(conv_tm, form=form),
+          functools.partial(deconv_tm, form=form))

@@ -1,0 +1,139 @@
+"""Figures of a trained RCBM (paper Figs. 3-4, 9-14 style), as PNG files.
+
+* `plot_filters`: one panel per filter, one line per input row (named
+  features at level 1, level-(l-1) filters above), strongest first
+  (Figs. 11-14).
+* `plot_k_selection`: the cumulative activation F(m) with its knee, and the
+  BIC curve over K when one was computed (Figs. 9-10).
+* `plot_fit_histograms`: per-sample error and activation histograms with
+  the fitted half-normal and exponential densities (Figs. 3-4).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def plot_filters(w_KxDxTw: np.ndarray, row_names: Sequence[str], path: str,
+                 title: str = '', strength: np.ndarray | None = None,
+                 max_cols: int = 5) -> str:
+  """Filters [K, D, Tw], one panel each, one line per row d."""
+  k, d, tw = w_KxDxTw.shape
+  cols = min(k, max_cols)
+  rows = math.ceil(k / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6),
+                           squeeze=False, sharey=True)
+  colors = plt.get_cmap('tab10' if d <= 10 else 'tab20')
+  share = (strength / max(float(np.sum(strength)), 1e-30)
+           if strength is not None else None)
+  for i, ax in enumerate(axes.ravel()):
+    if i >= k:
+      ax.axis('off')
+      continue
+    for j in range(d):
+      ax.plot(np.arange(tw), w_KxDxTw[i, j], color=colors(j % colors.N),
+              lw=1.5, label=row_names[j])
+    label = f'W{i + 1}' + (f' ({100 * share[i]:.0f}%)' if share is not None
+                           else '')
+    ax.set_title(label, fontsize=9)
+    ax.axhline(0, color='0.8', lw=0.5)
+    ax.tick_params(labelsize=7)
+  handles, labels = axes[0, 0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc='lower center', ncol=min(d, 7), fontsize=7,
+             frameon=False)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout(rect=(0, 0.08 if d <= 7 else 0.14, 1, 0.95))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_k_selection(cumulative_F: np.ndarray, k_selected: int, path: str,
+                     bic: dict[str, Any] | None = None, title: str = '') -> str:
+  """F(m) (Eq. 11) with the chosen m*, and BIC over K when given."""
+  fig, ax = plt.subplots(figsize=(4.5, 3.2))
+  m = np.arange(len(cumulative_F))
+  ax.plot(m, cumulative_F, 'o-', color='tab:blue', label='F(m)')
+  ax.axvline(k_selected, color='tab:blue', ls=':', lw=1,
+             label=f'knee m*={k_selected}')
+  ax.set_xlabel('m (filters, strongest first) / K')
+  ax.set_ylabel('cumulative activation F(m)')
+  ax.set_ylim(0, 1.05)
+  if bic:
+    ax2 = ax.twinx()
+    ax2.plot(bic['num_filters'], bic['bic'], 's--', color='tab:red',
+             label='BIC')
+    best = bic['num_filters'][int(np.argmax(bic['bic']))]
+    ax2.axvline(best, color='tab:red', ls=':', lw=1,
+                label=f'best BIC K={best}')
+    ax2.set_ylabel('BIC', color='tab:red')
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7,
+              loc='lower right')
+  else:
+    ax.legend(fontsize=7, loc='lower right')
+  if title:
+    ax.set_title(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_fit_histograms(sq_err: np.ndarray, l1: np.ndarray, sigma: float,
+                        beta: float, path: str, title: str = '') -> str:
+  """Histograms of e and a with the half-normal(sigma) and Exp(beta) pdfs."""
+  e = np.sqrt(np.maximum(np.asarray(sq_err, np.float64), 0))
+  a = np.asarray(l1, np.float64)
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+  ax1.hist(e, bins=40, density=True, color='0.75')
+  grid = np.linspace(0, max(e.max(), 3 * sigma), 200)
+  ax1.plot(grid, math.sqrt(2 / math.pi) / sigma * np.exp(
+      -grid ** 2 / (2 * sigma ** 2)), 'r-', label=f'half-normal sigma={sigma:.3g}')
+  ax1.set_xlabel('per-sample error ||X - sum_k W_k (x) h_k||_F')
+  ax1.legend(fontsize=7)
+  ax2.hist(a, bins=40, density=True, color='0.75')
+  grid = np.linspace(0, max(a.max(), 3 * beta), 200)
+  ax2.plot(grid, np.exp(-grid / beta) / beta, 'r-',
+           label=f'exponential beta={beta:.3g}')
+  ax2.set_xlabel('per-sample activation sum_k ||h_k||_1')
+  ax2.legend(fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def write_all(workdir: str, model, acts_train, level_results) -> list[str]:
+  """All figures of a run (filters and F(m)/BIC per level, histograms)."""
+  paths = []
+  names = list(model.feature_names)
+  for i, (level, result) in enumerate(zip(model.levels, level_results)):
+    number = i + 1
+    paths.append(plot_filters(
+        level.w, names, os.path.join(workdir, f'filters_level{number}.png'),
+        title=f'level {number} filters (Tw={level.filter_length})',
+        strength=level.strength))
+    paths.append(plot_k_selection(
+        np.asarray(result['cumulative_activation']), result['k_selected'],
+        os.path.join(workdir, f'k_selection_level{number}.png'),
+        bic=result.get('bic'), title=f'level {number}: choosing K'))
+    names = [f'L{number}.W{k + 1}' for k in range(level.num_filters)]
+  first = model.levels[0]
+  paths.append(plot_fit_histograms(
+      acts_train[0].sq_err, acts_train[0].l1, first.sigma, first.beta,
+      os.path.join(workdir, 'fit_histograms.png'),
+      title='level 1: per-sample error and activation (training data)'))
+  return paths

@@ -1,0 +1,442 @@
+"""Training and evaluation of an RCBM run: `train_and_evaluate(config, workdir)`.
+
+Writes to `workdir`:
+* `config.json`, `metrics.jsonl` (one line per outer iteration: level,
+  iteration, objective, sigma, beta, ...);
+* `model.npz` (`cyan_rcbm.rcbm.io`), `filters_level<l>.npy` ([K, D, Tw],
+  strongest first);
+* `eval.json`: per level `objective`, `sigma`, `beta`, `k_selected` (knee of
+  F(m), Eq. 11) and BIC curve; `perplexity_train`, `perplexity_test`
+  (held-out, h inferred on the learned filters), `train_seconds`;
+* `filters_level<l>.png`, `k_selection_level<l>.png`, `fit_histograms.png`.
+
+Resuming: checkpoints (`cyan_rcbm.common.checkpoint`) hold the solver state
+of the level being trained every `checkpoint_every` outer iterations; a
+finished level is kept in `levels/level<l>.npz`. Re-running the same command
+continues from there; a finished run reuses `model.npz`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cyan_rcbm import errors
+from cyan_rcbm.common import checkpoint as checkpoint_lib
+from cyan_rcbm.common import workdir as workdir_lib
+from cyan_rcbm.data import dynamics as dynamics_lib
+from cyan_rcbm.data.types import Dynamics
+from cyan_rcbm.rcbm import cbm
+from cyan_rcbm.rcbm import io as io_lib
+from cyan_rcbm.rcbm import likelihood
+from cyan_rcbm.rcbm import rcbm as rcbm_lib
+from cyan_rcbm.rcbm import select_k
+
+EVAL_FILE = 'eval.json'
+LEVELS_DIR = 'levels'
+SCALES = ('none', 'global', 'feature')
+SOURCES = ('path', 'planted', 'higgs', 'cascades')
+
+
+# ---------------------------------------------------------------------------
+# Config.
+
+
+def _per_level(value, count: int, name: str) -> list[int]:
+  if isinstance(value, (list, tuple)):
+    values = [int(v) for v in value]
+    if len(values) != count:
+      raise errors.ConfigError(
+          f'{name} has {len(values)} entries for {count} levels; give one '
+          'int or one per level')
+  else:
+    values = [int(value)] * count
+  if any(v < 1 for v in values):
+    raise errors.ConfigError(f'{name} must be >= 1, got {value!r}')
+  return values
+
+
+def level_specs(config: ml_collections.ConfigDict
+                ) -> list[rcbm_lib.LevelSpec]:
+  """`model.num_filters`, `filter_length`, `pool` as one spec per level."""
+  m = config.model
+  if int(m.num_levels) < 1:
+    raise errors.ConfigError(f'model.num_levels must be >= 1, got '
+                             f'{m.num_levels}')
+  num = int(m.num_levels)
+  ks = _per_level(m.num_filters, num, 'model.num_filters')
+  tws = _per_level(m.filter_length, num, 'model.filter_length')
+  pool = m.pool
+  if isinstance(pool, (list, tuple)) and len(pool) == num - 1:
+    pool = tuple(pool) + (1,)
+  pools = _per_level(pool, num, 'model.pool')
+  return [rcbm_lib.LevelSpec(k, tw, c) for k, tw, c in zip(ks, tws, pools)]
+
+
+def solver_config(config: ml_collections.ConfigDict) -> cbm.SolverConfig:
+  """The `cbm.SolverConfig` of `config.model` (ConfigError when invalid)."""
+  m = config.model
+  try:
+    return cbm.SolverConfig(
+        step=m.step, penalty=m.penalty, lam=float(m.lam),
+        warmup_iters=int(m.warmup_iters), alpha=float(m.alpha),
+        inner_max_iters=int(m.inner_max_iters),
+        inner_tol=float(m.inner_tol), form=m.form)
+  except ValueError as e:
+    raise errors.ConfigError(f'config.model: {e}') from None
+
+
+def _fit_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  m = config.model
+  if m.init not in cbm.INITS:
+    raise errors.ConfigError(f'model.init must be one of {cbm.INITS}, got '
+                             f'{m.init!r}')
+  return dict(max_iters=int(m.max_iters), tol=float(m.tol),
+              min_iters=int(m.min_iters), num_restarts=int(m.num_restarts),
+              restart_iters=int(m.restart_iters),
+              batch_size=int(m.batch_size), seed=int(config.seed),
+              init=m.init)
+
+
+# ---------------------------------------------------------------------------
+# Data.
+
+
+def _read_cascade_set(name: str):
+  """All files of a shipped cascade set with its graph, one vocab."""
+  from cyan_rcbm.data import readers  # pylint: disable=g-import-not-at-top
+  from cyan_rcbm.data import registry  # pylint: disable=g-import-not-at-top
+  if name not in registry.BUILTIN or registry.BUILTIN[name].graph is None:
+    raise errors.ConfigError(
+        f'data.cascades.name={name!r}: expected a shipped set with a '
+        'follower graph (android, christianity, topolstm_twitter)')
+  builtin = registry.BUILTIN[name]
+  root = registry.data_root()
+  options = readers.ReadOptions(min_length=1, duplicate_users='keep',
+                                lenient=builtin.lenient)
+  vocab, cascades, dataset = {}, [], None
+  keys = list(builtin.files)
+  for k in keys:
+    graph = os.path.join(root, builtin.graph) if k == keys[-1] else None
+    dataset, _ = readers.read_cascades(
+        os.path.join(root, builtin.files[k]), builtin.format, vocab=vocab,
+        graph_path=graph, options=options)
+    prefix = f'{k}:' if len(keys) > 1 else ''
+    cascades += [dataclasses.replace(c, id=prefix + c.id)
+                 for c in dataset.cascades]
+  return dataclasses.replace(dataset, cascades=tuple(cascades), source=name)
+
+
+def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
+  """The sample set `config.data` names (validated)."""
+  if data.source not in SOURCES:
+    raise errors.ConfigError(f'data.source must be one of {SOURCES}, got '
+                             f'{data.source!r}')
+  if data.source == 'path':
+    if not data.path:
+      raise errors.ConfigError(
+          'data.path is empty: give --config.data.path=FILE.npz (x [n, D, T]) '
+          'or pick a variant (tiny, synthetic, twitter_higgs, cascades_*)')
+    dyn = dynamics_lib.read_dynamics(data.path)
+  elif data.source == 'planted':
+    from cyan_rcbm.data import planted  # pylint: disable=g-import-not-at-top
+    dyn = planted.make_planted(**data.planted.to_dict())[0]
+  elif data.source == 'higgs':
+    from cyan_rcbm.data import higgs  # pylint: disable=g-import-not-at-top
+    dyn = higgs.higgs_dynamics(mode=data.higgs.mode,
+                               num_bins=int(data.higgs.num_bins),
+                               min_events=int(data.higgs.min_events))
+  else:
+    from cyan_rcbm.data import cascade_dynamics  # pylint: disable=g-import-not-at-top
+    dyn = cascade_dynamics.cascade_dynamics(
+        _read_cascade_set(data.cascades.name),
+        num_bins=int(data.cascades.num_bins), window=data.cascades.window)
+  dynamics_lib.validate_dynamics(dyn)
+  if data.max_samples and data.max_samples < dyn.num_samples:
+    rng = np.random.default_rng([int(data.split_seed), 7])
+    keep = np.sort(rng.choice(dyn.num_samples, int(data.max_samples),
+                              replace=False))
+    dyn = Dynamics(x=dyn.x[keep], feature_names=dyn.feature_names,
+                   ids=[dyn.ids[i] for i in keep], source=dyn.source)
+  return dyn
+
+
+def split_indices(num_samples: int, test_fraction: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+  """Seeded random (train, test) sample indices; at least one train sample."""
+  if not 0 <= test_fraction < 1:
+    raise errors.ConfigError(f'data.test_fraction must be in [0, 1), got '
+                             f'{test_fraction}')
+  num_test = int(round(num_samples * test_fraction))
+  if test_fraction > 0 and num_samples >= 2:
+    num_test = min(max(num_test, 1), num_samples - 1)
+  perm = np.random.default_rng([int(seed), 11]).permutation(num_samples)
+  return np.sort(perm[num_test:]), np.sort(perm[:num_test])
+
+
+def data_scale(x_NxDxT: np.ndarray, mode: str) -> np.ndarray:
+  """[D] divisors: ones ('none'), one global std, or per-feature stds."""
+  if mode not in SCALES:
+    raise errors.ConfigError(f'data.scale must be one of {SCALES}, got '
+                             f'{mode!r}')
+  d = x_NxDxT.shape[1]
+  if mode == 'none':
+    return np.ones(d)
+  x = np.asarray(x_NxDxT, np.float64)
+  if mode == 'global':
+    s = np.full(d, x.std())
+  else:
+    s = x.transpose(1, 0, 2).reshape(d, -1).std(axis=1)
+  return np.where(s > 0, s, 1.0)
+
+
+def _float_dtype():
+  return np.float64 if jax.config.jax_enable_x64 else np.float32
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints and finished levels.
+
+
+def _level_path(workdir: str, number: int) -> str:
+  return os.path.join(workdir, LEVELS_DIR, f'level{number}.npz')
+
+
+def _save_level(workdir, number, level, h, info):
+  os.makedirs(os.path.join(workdir, LEVELS_DIR), exist_ok=True)
+  path = _level_path(workdir, number)
+  tmp = path + '.tmp.npz'
+  np.savez(tmp, w=level.w, sigma=level.sigma, beta=level.beta, lam=level.lam,
+           pool=level.pool, strength=level.strength, h=h,
+           **{k: np.asarray(v) for k, v in info.items()})
+  os.replace(tmp, path)
+
+
+def _load_level(workdir, number):
+  """(Level, sorted training h, info dict) of a finished level."""
+  with np.load(_level_path(workdir, number)) as z:
+    level = rcbm_lib.Level(
+        w=z['w'], sigma=float(z['sigma']), beta=float(z['beta']),
+        lam=float(z['lam']), pool=int(z['pool']), strength=z['strength'])
+    info = {'objective': float(z['objective']),
+            'outer_iterations': int(z['outer_iterations']),
+            'converged': bool(z['converged']), 'seconds': float(z['seconds'])}
+    return level, z['h'], info
+
+
+def _state_template(x_NxDxT, spec, batch_size, cfg):
+  x = cbm.to_solver_layout(x_NxDxT, batch_size, cfg.form)
+  w = np.zeros((spec.num_filters, x_NxDxT.shape[1], spec.filter_length),
+               x_NxDxT.dtype)
+  return cbm.init_state(x, w)
+
+
+# ---------------------------------------------------------------------------
+# The run.
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                       ) -> dict[str, Any]:
+  """Trains an RCBM level by level and evaluates it (module docstring).
+
+  Returns:
+    The contents of `eval.json`.
+  """
+  resuming = workdir_lib.prepare_workdir(config, workdir)
+  specs = level_specs(config)
+  cfg = solver_config(config)
+  fit_kwargs = _fit_kwargs(config)
+  dyn = load_dynamics(config.data)
+  train_idx, test_idx = split_indices(dyn.num_samples,
+                                      float(config.data.test_fraction),
+                                      int(config.data.split_seed))
+  x_all = np.asarray(dyn.x, np.float64)
+  scale = data_scale(x_all[train_idx], config.data.scale)
+  dtype = _float_dtype()
+  x_train = (x_all[train_idx] / scale[None, :, None]).astype(dtype)
+  print(f'[rcbm] {dyn.source}: {dyn.num_samples} samples of '
+        f'{dyn.num_features} features x {dyn.length} steps; '
+        f'{len(train_idx)} train / {len(test_idx)} test; scale='
+        f'{config.data.scale}; levels {[dataclasses.astuple(s) for s in specs]}'
+        f' (K, Tw, pool)', flush=True)
+
+  model_path = os.path.join(workdir, io_lib.MODEL_FILE)
+  eval_path = os.path.join(workdir, EVAL_FILE)
+  if resuming and os.path.exists(model_path) and os.path.exists(eval_path):
+    print(f'[rcbm] {workdir} holds a finished run: reusing {model_path}.',
+          flush=True)
+    return _read_json(eval_path)
+
+  model, level_info, seconds = _train(config, workdir, resuming, x_train, specs, cfg,
+                                fit_kwargs, dyn.feature_names, scale)
+  io_lib.save_model(model, model_path)
+  for i, level in enumerate(model.levels):
+    np.save(os.path.join(workdir, f'filters_level{i + 1}.npy'), level.w)
+  result = evaluate(config, workdir, model, level_info, x_all[train_idx],
+                    x_all[test_idx], seconds, fit_kwargs)
+  workdir_lib.dump_json(result, eval_path)
+  print(f'[rcbm] done: {eval_path}', flush=True)
+  return result
+
+
+def _read_json(path):
+  import json  # pylint: disable=g-import-not-at-top
+  with open(path) as f:
+    return json.load(f)
+
+
+def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
+           feature_names, scale):
+  """Level-by-level training with checkpoints; (model, level info, seconds)."""
+  ckpt = checkpoint_lib.Checkpointer(workdir)
+  metrics = workdir_lib.MetricWriter(workdir)
+  completed, offsets, seconds, level_info = [], [0], [], []
+  resume_state = None
+  x_level = x_train
+  if resuming:
+    for number in range(1, len(specs) + 1):
+      if not os.path.exists(_level_path(workdir, number)):
+        break
+      level, h, info = _load_level(workdir, number)
+      completed.append((level, h))
+      offsets.append(offsets[-1] + info['outer_iterations'])
+      seconds.append(info['seconds'])
+      level_info.append(info)
+      x_level = rcbm_lib.max_pool(h, level.pool).astype(x_train.dtype)
+    latest = ckpt.latest_step()
+    if len(completed) < len(specs) and latest is not None:
+      template = _state_template(x_level, specs[len(completed)],
+                                 fit_kwargs['batch_size'], cfg)
+      step, state, meta = ckpt.restore(template)
+      if meta.get('level') == len(completed) + 1:
+        resume_state = state
+        print(f'[rcbm] resuming level {meta["level"]} at outer iteration '
+              f'{int(state.iteration)} (checkpoint step {step}).', flush=True)
+    last_step = offsets[-1] + (int(resume_state.iteration)
+                               if resume_state is not None else 0)
+    metrics.truncate_after(last_step)
+  level_start = {}
+
+  def make_callback(number):
+    offset = offsets[number - 1]
+    spec = specs[number - 1]
+    progress = workdir_lib.Progress(f'rcbm L{number}', fit_kwargs['max_iters'],
+                                    unit='iterations')
+    level_start[number] = time.perf_counter()
+
+    def callback(state, info):
+      it = int(info['iteration'])
+      metrics.write(offset + it, level=number, **info)
+      if it % max(1, int(config.log_every)) == 0 or it == 1:
+        progress.report(it, objective=info['objective'], sigma=info['sigma'],
+                        beta=info['beta'], lam=info['lam'],
+                        inner=info['inner_iters'], rel=info['rel_change'])
+      if (it == int(state.iteration)
+          and it % max(1, int(config.checkpoint_every)) == 0):
+        ckpt.save(offset + it, state,
+                  {'level': number, 'iteration': it,
+                   'num_filters': spec.num_filters})
+
+    return callback
+
+  def on_level_done(number, level, h, fit):
+    secs = time.perf_counter() - level_start.get(number, time.perf_counter())
+    iters = int(fit.state.iteration)
+    info = {'objective': float(fit.state.objective),
+            'outer_iterations': iters, 'converged': bool(fit.converged),
+            'seconds': secs}
+    _save_level(workdir, number, level, h, info)
+    offsets.append(offsets[number - 1] + iters)
+    seconds.append(secs)
+    level_info.append(info)
+    print(f'[rcbm] level {number} done: {iters} outer iterations, '
+          f'{secs:.1f}s, converged={fit.converged}, sigma={level.sigma:.4g}, '
+          f'beta={level.beta:.4g}, strength shares '
+          f'{np.round(level.strength / max(level.strength.sum(), 1e-30), 3)}',
+          flush=True)
+
+  inference = rcbm_lib.InferenceSettings(
+      max_iters=int(config.eval.infer_max_iters),
+      tol=float(config.eval.infer_tol),
+      batch_size=int(config.model.batch_size), form=config.model.form)
+  model, _ = rcbm_lib.fit_rcbm(
+      x_train, specs, cfg=cfg, feature_names=feature_names, scale=scale,
+      inference=inference, fit_kwargs=fit_kwargs, completed=completed,
+      resume_state=resume_state, make_callback=make_callback,
+      on_level_done=on_level_done, config=config.to_dict())
+  ckpt.close()
+  return model, level_info, float(sum(seconds))
+
+
+# ---------------------------------------------------------------------------
+# Evaluation.
+
+
+def evaluate(config, workdir, model, level_info, x_train, x_test,
+             train_seconds, fit_kwargs) -> dict[str, Any]:
+  """eval.json contents (and figures): see the module docstring."""
+  acts_train = rcbm_lib.infer(model, x_train)
+  logp_train = likelihood.joint_from_activations(model, acts_train)
+  result: dict[str, Any] = {
+      'num_train': int(x_train.shape[0]), 'num_test': int(x_test.shape[0]),
+      'perplexity_train': likelihood.perplexity_from_log_prob(logp_train),
+      'perplexity_test': None, 'mean_log_prob_train': float(logp_train.mean()),
+      'mean_log_prob_test': None, 'train_seconds': train_seconds,
+  }
+  if x_test.shape[0]:
+    logp_test = likelihood.log_prob(model, x_test)
+    result['perplexity_test'] = likelihood.perplexity_from_log_prob(logp_test)
+    result['mean_log_prob_test'] = float(logp_test.mean())
+  levels = []
+  x_level = x_train / model.scale[None, :, None]
+  for i, (level, info) in enumerate(zip(model.levels, level_info)):
+    f_m = select_k.cumulative_activation(level.strength)
+    entry = {
+        'level': i + 1, 'num_filters': level.num_filters,
+        'filter_length': level.filter_length, 'pool': level.pool,
+        'sigma': level.sigma, 'beta': level.beta, 'lam': level.lam,
+        **info,
+        'k_selected': select_k.knee(f_m, float(config.eval.knee_eps)),
+        'cumulative_activation': f_m.tolist(),
+        'bic': level_bic_curve(x_level, level, config, fit_kwargs),
+    }
+    levels.append(entry)
+    x_level = rcbm_lib.max_pool(acts_train[i].h, level.pool)
+  result['levels'] = levels
+  for key in ('objective', 'sigma', 'beta', 'k_selected'):
+    result[key] = [lv[key] for lv in levels]
+  if config.plots:
+    from cyan_rcbm.rcbm import plots  # pylint: disable=g-import-not-at-top
+    plots.write_all(workdir, model, acts_train, levels)
+  return result
+
+
+def level_bic_curve(x_level, level, config, fit_kwargs):
+  """BIC of the level's CBM for each K of `eval.bic_num_filters` (SPEC B5).
+
+  Each K trains a CBM on this level's input (the main model's lower levels
+  fixed), with the main run's settings and `eval.bic_max_iters`.
+  """
+  ks = [int(k) for k in config.eval.bic_num_filters]
+  if not ks:
+    return None
+  cfg = solver_config(config)
+  kwargs = dict(fit_kwargs, max_iters=int(config.eval.bic_max_iters),
+                num_restarts=1)
+  x = np.asarray(x_level, _float_dtype())
+
+  def log_l(k):
+    fit = cbm.fit_cbm(x, k, level.filter_length, cfg=cfg, **kwargs)
+    return float(np.sum(likelihood.cbm_log_joint(
+        fit.sq_err, fit.l1, float(fit.params.sigma), float(fit.params.beta))))
+
+  ks_arr, values = select_k.bic_curve(ks, log_l, x.shape[1],
+                                      level.filter_length, x.shape[0])
+  return {'num_filters': ks_arr.tolist(), 'bic': values.tolist()}
