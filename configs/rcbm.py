@@ -66,10 +66,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   #                                   'mle' (paper: sigma^2/beta each iteration)
   config.model.lam = 0.3            # sigma^2/beta of 'fixed' and the warm-up
   config.model.warmup_iters = 10    # 'mle': iterations at lam before updates
+  config.model.w_steps = 1          # accelerated W steps per outer iteration
   config.model.alpha = 1.0          # step multiplier, (0, 1]
   config.model.init = 'patches'     # 'patches' | 'gaussian' filter init
   config.model.num_restarts = 3     # random initialisations, best kept
-  config.model.restart_iters = 10   # outer iterations per screened restart
+  config.model.restart_iters = 0    # > 0: screen each restart for this many
+  #                                   outer iterations (0: run each to the end)
   config.model.max_iters = 300      # outer iterations per level, at most
   config.model.tol = 1e-4           # stop at this relative objective decrease
   config.model.min_iters = 3        # outer iterations before testing tol

@@ -72,6 +72,7 @@ import numpy as np
 from absl import logging
 from jax import lax
 
+from cyan_rcbm import errors
 from cyan_rcbm.rcbm import fista
 from cyan_rcbm.rcbm import ops
 
@@ -93,6 +94,7 @@ class SolverConfig:
       `warmup_iters` iterations at `lam`). See "Penalty" in the module doc.
     lam: the penalty weight `sigma^2 / beta` of 'fixed' and of the warm-up.
     warmup_iters: outer iterations at `lam` before 'mle' updates start.
+    w_steps: accelerated projected W steps per outer iteration (the paper: 1).
     alpha: step multiplier in (0, 1] for the fixed rule.
     inner_max_iters: cap on FISTA iterations per h-step (Alg. 2).
     inner_min_iters: FISTA iterations before the inner tolerance is tested.
@@ -108,6 +110,7 @@ class SolverConfig:
   penalty: str = 'fixed'
   lam: float = 1.0
   warmup_iters: int = 10
+  w_steps: int = 1
   alpha: float = 1.0
   inner_max_iters: int = 100
   inner_min_iters: int = 1
@@ -124,6 +127,8 @@ class SolverConfig:
     if self.penalty not in PENALTIES:
       raise ValueError(f'penalty must be one of {PENALTIES}, got '
                        f'{self.penalty!r}')
+    if self.w_steps < 1:
+      raise ValueError(f'w_steps must be >= 1, got {self.w_steps}')
     if not self.lam > 0:
       raise ValueError(f'lam must be > 0, got {self.lam}')
     if not 0 < self.alpha <= 1:
@@ -236,8 +241,10 @@ def init_filters(x_NxDxT: np.ndarray, num_filters: int, filter_length: int,
                  seed: int, method: str = 'patches') -> np.ndarray:
   """Random unit-norm filters [K, D, Tw] ("random initialization", Alg. 1).
 
-  'patches': K windows of the data, drawn with probability proportional to
-  their energy (so that sparse data gives non-empty filters), plus 1% noise;
+  'patches': K windows of the data, drawn k-means++-style (probability
+  proportional to energy times the squared cosine distance to the windows
+  already drawn: sparse data gives non-empty and diverse filters), plus 1%
+  noise;
   'gaussian': i.i.d. normal entries. Both are projected to `||W_k||_F = 1`.
   """
   if method not in INITS:
@@ -252,8 +259,7 @@ def init_filters(x_NxDxT: np.ndarray, num_filters: int, filter_length: int,
     energy = (cum[:, filter_length:] - cum[:, :-filter_length]).ravel()
     total = energy.sum()
     if total > 0 and np.count_nonzero(energy) >= num_filters:
-      picks = rng.choice(energy.size, size=num_filters, replace=False,
-                         p=energy / total)
+      picks = _diverse_windows(sub, energy, num_filters, filter_length, rng)
       i, s = np.unravel_index(picks, (sub.shape[0], t - filter_length + 1))
       patches = np.stack([sub[a, :, b:b + filter_length]
                           for a, b in zip(i, s)])
@@ -262,6 +268,31 @@ def init_filters(x_NxDxT: np.ndarray, num_filters: int, filter_length: int,
           d * filter_length)
   norm = np.linalg.norm(w.reshape(num_filters, -1), axis=1)
   return w / np.maximum(norm, 1e-12)[:, None, None]
+
+
+def _diverse_windows(x_NxDxT, energy, count, length, rng, pool=4000):
+  """k-means++-style draw of `count` windows: probability proportional to
+  energy times the squared distance (1 - cosine) to the windows drawn so
+  far, among `pool` candidates drawn proportionally to energy."""
+  num_windows = x_NxDxT.shape[2] - length + 1
+  nonzero = np.count_nonzero(energy)
+  cand = rng.choice(energy.size, size=min(pool, nonzero), replace=False,
+                    p=energy / energy.sum())
+  i, s = np.unravel_index(cand, (x_NxDxT.shape[0], num_windows))
+  v = np.stack([x_NxDxT[a, :, b:b + length].ravel() for a, b in zip(i, s)])
+  v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+  weight = energy[cand].astype(np.float64)
+  chosen = [int(rng.choice(len(cand), p=weight / weight.sum()))]
+  dist = np.ones(len(cand))
+  for _ in range(count - 1):
+    dist = np.minimum(dist, np.maximum(1.0 - v @ v[chosen[-1]], 0.0))
+    p = weight * dist ** 2
+    p[chosen] = 0.0
+    if p.sum() <= 0:
+      p = weight.copy()
+      p[chosen] = 0.0
+    chosen.append(int(rng.choice(len(cand), p=p / p.sum())))
+  return cand[chosen]
 
 
 def init_state(x_CxBxTxD: Array, w_KxDxTw: np.ndarray | Array,
@@ -309,68 +340,94 @@ def _sum_over_batches(fn, *xs):
   return jax.tree.map(lambda p: jnp.sum(p, axis=0), parts)
 
 
-def _evaluate_w(x, h, w, form):
-  """xhat, e^2 per sample and f1 for filters w (one pass over batches)."""
-  fwd, _ = ops.operator_pair(form)
+def filter_matrix(w_KxDxTw: Array) -> Array:
+  """W as the [Tw*K, D] matrix `Wm[(j, k), d] = W[k, d, Tw-1-j]`, so that
+  `xhat[t] = U[t] @ Wm` with windows `U[t, (j, k)] = h[k, t + j]`."""
+  k, d, tw = w_KxDxTw.shape
+  return jnp.transpose(w_KxDxTw[..., ::-1], (2, 0, 1)).reshape(tw * k, d)
+
+
+def filter_tensor(wm: Array, num_filters: int) -> Array:
+  """Inverse of `filter_matrix`: [Tw*K, D] -> [K, D, Tw]."""
+  tw = wm.shape[0] // num_filters
+  return jnp.transpose(wm.reshape(tw, num_filters, -1), (1, 2, 0))[..., ::-1]
+
+
+def window_gram(x_CxBxTxD: Array, h_CxBxSxK: Array, filter_length: int
+                ) -> tuple[Array, Array]:
+  """`G = sum_i U_i^T U_i` [Tw*K, Tw*K] and `B = sum_i U_i^T X_i` [Tw*K, D].
+
+  With them, `f1(W) = 1/2 tr(Wm^T G Wm) - tr(Wm^T B) + 1/2 sum_i ||X_i||^2`
+  (Wm = `filter_matrix(W)`), `grad f1 = G Wm - B`, and the Lipschitz constant
+  of the W-gradient is exactly `lambda_max(G)`. Cost per outer iteration:
+  `O(n T (K Tw)^2)` as dense matrix products.
+  """
+  t = x_CxBxTxD.shape[2]
 
   def one(x_c, h_c):
-    xh = fwd(w, h_c)
-    return xh, fista.per_sample_sq(x_c - xh)
+    idx = jnp.arange(t)[:, None] + jnp.arange(filter_length)[None, :]
+    u = h_c[:, idx, :].reshape(-1, filter_length * h_c.shape[-1])
+    return u.T @ u, u.T @ x_c.reshape(-1, x_c.shape[-1])
 
-  xhat, sq = lax.map(lambda a: one(*a), (x, h))
-  return xhat, sq, 0.5 * jnp.sum(sq)
+  return _sum_over_batches(one, x_CxBxTxD, h_CxBxSxK)
 
 
-def _w_step(state: CBMState, x, h, xhat, sq, l1_CxBxK, cfg: SolverConfig):
-  """Task 2: one accelerated projected step on W, kept only if f1 drops."""
+def _w_step(state: CBMState, x, h, cfg: SolverConfig):
+  """Task 2: `cfg.w_steps` accelerated projected steps on all K filters.
+
+  The momentum sequence continues across outer iterations (Alg. 1's
+  `Y = W^[r-1] + (r-2)/(r+1) (W^[r-1] - W^[r-2])`, in FISTA's t-form), and
+  restarts where f1 rises. The result is kept only if it does not increase
+  f1 (else W is kept and the momentum restarts). f1 is evaluated exactly and
+  for free through `window_gram`.
+  """
   dtype = x.dtype
-  tw = state.w.shape[-1]
   tiny = jnp.finfo(dtype).tiny
-  w, w_prev = state.w, state.w_prev
-  t_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.w_t * state.w_t))
-  w_y = w + ((state.w_t - 1.0) / t_next) * (w - w_prev)
-  fwd, _ = ops.operator_pair(cfg.form)
+  k = state.w.shape[0]
+  g, b = window_gram(x, h, state.w.shape[-1])
 
-  def grad_part(x_c, h_c):
-    r = x_c - fwd(w_y, h_c)
-    return ops.correlate_tm(r, h_c, tw, cfg.form), 0.5 * jnp.sum(jnp.square(r))
+  def q(wm):  # f1 - 1/2 sum ||X||^2
+    return 0.5 * jnp.sum(wm * (g @ wm)) - jnp.sum(wm * b)
 
-  corr_y, f1_y = _sum_over_batches(grad_part, x, h)   # grad f1(Y) = -corr_y.
+  def project(wm):
+    tw = wm.shape[0] // k
+    return fista.project_frobenius_ball(
+        wm.reshape(tw, k, -1), axes=(0, 2)).reshape(wm.shape)
 
-  def candidate(lip):
-    return fista.project_frobenius_ball(w_y + corr_y / lip)
+  lip_exact = jnp.maximum(jnp.linalg.eigvalsh(g)[-1], tiny)
+  line_search = cfg.step == 'line_search'
 
-  if cfg.step == 'fixed':
-    lip = jnp.maximum(lipschitz_w(l1_CxBxK), tiny) / cfg.alpha
-    w_c = candidate(lip)
-    xhat_c, sq_c, f1_c = _evaluate_w(x, h, w_c, cfg.form)
-  else:
-    def violated(w_c, f1_c, lip):
-      d = w_c - w_y
-      model = f1_y - jnp.sum(corr_y * d) + 0.5 * lip * jnp.sum(jnp.square(d))
-      return f1_c > model + 1e-6 * jnp.abs(f1_y) + tiny
+  def step(carry, _):
+    wm, wm_prev, t, lip = carry
+    t_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
+    y = wm + ((t - 1.0) / t_next) * (wm - wm_prev)
+    grad = g @ y - b
+    if line_search:
+      q_y = q(y)
 
-    def cond(s):
-      k, lip, w_c, _, _, f1_c = s
-      return (k < 60) & violated(w_c, f1_c, lip)
+      def violated(lip):
+        d = project(y - grad / lip) - y
+        model = q_y + jnp.sum(grad * d) + 0.5 * lip * jnp.sum(d * d)
+        return q(y + d) > model + 1e-6 * jnp.abs(q_y) + tiny
 
-    def body(s):
-      k, lip, *_ = s
-      lip = lip * cfg.ls_eta
-      w_c = candidate(lip)
-      return (k + 1, lip, w_c) + _evaluate_w(x, h, w_c, cfg.form)
+      lip = lax.while_loop(lambda l: violated(l) & (l < 1e30),
+                           lambda l: l * cfg.ls_eta,
+                           jnp.maximum(lip / cfg.ls_eta, tiny))
+    else:
+      lip = lip_exact / cfg.alpha
+    new = project(y - grad / lip)
+    rose = q(new) > q(wm)
+    return (new, wm, jnp.where(rose, jnp.ones_like(t_next), t_next), lip), None
 
-    lip0 = jnp.maximum(state.lip_w / cfg.ls_eta, tiny)
-    w_c = candidate(lip0)
-    _, lip, w_c, xhat_c, sq_c, f1_c = lax.while_loop(
-        cond, body, (jnp.int32(0), lip0, w_c) + _evaluate_w(x, h, w_c,
-                                                           cfg.form))
-  f1_w = 0.5 * jnp.sum(sq)
-  accept = f1_c <= f1_w
-  pick = lambda a, b: jnp.where(accept, a, b)
-  new = dict(
-      w=pick(w_c, w), w_prev=w, w_t=pick(t_next, jnp.ones_like(t_next)),
-      lip_w=lip, xhat=pick(xhat_c, xhat), sq_err=pick(sq_c, sq))
+  wm0 = filter_matrix(state.w)
+  wm_prev0 = filter_matrix(state.w_prev)
+  (wm, wm_prev, t, lip), _ = lax.scan(
+      step, (wm0, wm_prev0, state.w_t, state.lip_w), None, length=cfg.w_steps)
+  accept = q(wm) <= q(wm0)
+  w_new = jnp.where(accept, filter_tensor(wm, k), state.w)
+  new = dict(w=w_new,
+             w_prev=jnp.where(accept, filter_tensor(wm_prev, k), state.w),
+             w_t=jnp.where(accept, t, jnp.ones_like(t)), lip_w=lip)
   return new, accept, lip
 
 
@@ -405,20 +462,26 @@ def outer_step(state: CBMState, x_CxBxTxD: Array, *, num_samples: int,
     res = solve_h(x_c, state.w, h_c, xh_c, lam, cfg)
     return res.h, res.xhat, res.sq_err, res.l1, res.num_iters
 
-  h, xhat, sq, l1, iters = lax.map(h_batch, (x_CxBxTxD, state.h, state.xhat))
+  h, _, _, l1, iters = lax.map(h_batch, (x_CxBxTxD, state.h, state.xhat))
 
-  # Task 2: one W step.
-  l1_CxBxK = jnp.sum(h, axis=2)
-  new, accept, lip = _w_step(state, x_CxBxTxD, h, xhat, sq, l1_CxBxK, cfg)
+  # Task 2: W step(s), then the model at the new filters.
+  new, accept, lip = _w_step(state, x_CxBxTxD, h, cfg)
+  fwd, _ = ops.operator_pair(cfg.form)
+
+  def evaluate(args):
+    x_c, h_c = args
+    xh = fwd(new['w'], h_c)
+    return xh, fista.per_sample_sq(x_c - xh)
+
+  xhat, sq = lax.map(evaluate, (x_CxBxTxD, h))
 
   # Task 3: MLE of sigma and beta.
   n = jnp.asarray(num_samples, dtype)
-  sq = new['sq_err']
   sigma = jnp.maximum(jnp.sqrt(jnp.sum(sq) / n), cfg.min_sigma)
   beta = jnp.maximum(jnp.sum(l1) / n, cfg.min_beta)
   objective = jnp.sum(0.5 * sq + lam * l1) / n
-  state = CBMState(h=h, l1=l1, sigma=sigma, beta=beta, objective=objective,
-                   iteration=state.iteration + 1, **new)
+  state = CBMState(h=h, xhat=xhat, sq_err=sq, l1=l1, sigma=sigma, beta=beta,
+                   objective=objective, iteration=state.iteration + 1, **new)
   info = dict(
       objective_start=objective_start / n, objective=objective,
       neg_log_joint=neg_log_joint(sq, l1, sigma, beta, num_samples) / n,
@@ -514,7 +577,7 @@ def _restart_score(info: dict[str, float], cfg: SolverConfig) -> float:
 def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
             *, cfg: SolverConfig = SolverConfig(), max_iters: int = 200,
             tol: float = 1e-4, min_iters: int = 3, num_restarts: int = 1,
-            restart_iters: int = 10, batch_size: int = 0, seed: int = 0,
+            restart_iters: int = 0, batch_size: int = 0, seed: int = 0,
             init: str = 'patches',
             callback: Callable[[CBMState, dict[str, float]], Any] | None = None,
             initial_state: CBMState | None = None) -> FitResult:
@@ -530,8 +593,10 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
       (`FitResult.history[...]['objective']`) is below `tol`...
     min_iters: ...but not before this many outer iterations.
     num_restarts: random initialisations; each runs `restart_iters` outer
-      iterations, the best one (`_restart_score`) is continued.
-    restart_iters: length of each screening run (>= max_iters: full runs).
+      iterations (or to convergence), the best one (`_restart_score`) is kept
+      and continued.
+    restart_iters: length of each screening run (0 or >= max_iters: each
+      restart runs to convergence).
     batch_size: samples per mini-batch (0: all at once).
     seed: seed of the initialisations (restart j uses `seed + j`).
     init: 'patches' or 'gaussian' (`init_filters`).
@@ -548,9 +613,11 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
   """
   x_np = np.asarray(x_NxDxT)
   n, d, t = x_np.shape
-  if filter_length > t:
-    raise ValueError(f'filter_length {filter_length} exceeds the sample '
-                     f'length {t}')
+  if not 1 <= filter_length <= t:
+    raise errors.ConfigError(
+        f'filter_length {filter_length} must be in 1..{t} (the sample length)')
+  if num_filters < 1:
+    raise errors.ConfigError(f'num_filters must be >= 1, got {num_filters}')
   x = to_solver_layout(x_np, batch_size, cfg.form)
   callback = callback or (lambda state, info: None)
   history = []
@@ -573,8 +640,10 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
     for j in range(num_restarts):
       w0 = init_filters(x_np, num_filters, filter_length, seed + j, init)
       trace = []
+      screen_iters = (restart_iters if 0 < restart_iters < max_iters
+                      else max_iters)
       state, converged = run(init_state(x, w0, 1.0, 1.0 / cfg.lam),
-                             max_iters=min(restart_iters, max_iters),
+                             max_iters=screen_iters,
                              on_iter=lambda s, i: trace.append(i))
       restart_objectives.append(_restart_score(trace[-1], cfg))
       if best is None or restart_objectives[-1] < best[0]:

@@ -86,7 +86,8 @@ def solver_config(config: ml_collections.ConfigDict) -> cbm.SolverConfig:
   try:
     return cbm.SolverConfig(
         step=m.step, penalty=m.penalty, lam=float(m.lam),
-        warmup_iters=int(m.warmup_iters), alpha=float(m.alpha),
+        warmup_iters=int(m.warmup_iters), w_steps=int(m.w_steps),
+        alpha=float(m.alpha),
         inner_max_iters=int(m.inner_max_iters),
         inner_tol=float(m.inner_tol), form=m.form)
   except ValueError as e:
