@@ -68,7 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.warmup_iters = 10    # 'mle': iterations at lam before updates
   config.model.w_steps = 1          # accelerated W steps per outer iteration
   config.model.alpha = 1.0          # step multiplier, (0, 1]
-  config.model.init = 'patches'     # 'patches' | 'gaussian' filter init
+  config.model.init = 'gaussian'    # filter init: 'gaussian' (random) | 'patches'
   config.model.num_restarts = 3     # random initialisations, best kept
   config.model.restart_iters = 0    # > 0: screen each restart for this many
   #                                   outer iterations (0: run each to the end)
@@ -87,6 +87,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.bic_max_iters = 100   # outer iterations of each BIC training
   config.eval.infer_max_iters = 500  # h-step iterations for new data
   config.eval.infer_tol = 1e-5      # h-step tolerance for new data
+  config.eval.infer_batch_size = 2000  # samples per inference batch
 
   config.log_every = 1              # progress line every N outer iterations
   config.checkpoint_every = 10      # checkpoint every N outer iterations
@@ -102,16 +103,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.planted.num_samples = 120
     config.data.planted.length = 30
     config.data.planted.num_filters = 3
-    config.model.num_filters = (4, 3)
+    config.model.num_filters = 3
     config.model.filter_length = (5, 3)
     config.model.num_restarts = 2
     config.model.restart_iters = 3
     config.model.max_iters = 12
     config.model.inner_max_iters = 30
     config.model.batch_size = 64
-    config.eval.bic_num_filters = (2, 4)
+    config.eval.bic_num_filters = (3,)   # same K as the model: no recompile
     config.eval.bic_max_iters = 5
     config.eval.infer_max_iters = 100
+    config.eval.infer_batch_size = 32
     config.checkpoint_every = 4
   elif arg == 'synthetic':
     config.data.source = 'planted'

@@ -130,7 +130,7 @@ def test_result_does_not_depend_on_batch_size():
   x_np = _random_problem(7, n=48)
   cfg = cbm.SolverConfig(lam=0.2, inner_max_iters=8, inner_tol=0.0)
   fits = [cbm.fit_cbm(x_np, 3, 4, cfg=cfg, max_iters=5, tol=0.0,
-                      batch_size=b) for b in (0, 16, 20)]
+                      batch_size=b) for b in (0, 16)]
   for fit in fits[1:]:
     np.testing.assert_allclose(fit.params.w, fits[0].params.w, rtol=1e-3,
                                atol=1e-4)

@@ -209,28 +209,38 @@ def padded_features(num_features: int, form: str) -> int:
   return num_features
 
 
-def batch_layout(num_samples: int, batch_size: int) -> tuple[int, int]:
-  """(number of batches C, batch size B) covering `num_samples`."""
-  b = num_samples if batch_size <= 0 else min(batch_size, num_samples)
+def batch_layout(num_samples: int, batch_size: int, pad: bool = False
+                 ) -> tuple[int, int]:
+  """(number of batches C, batch size B) covering `num_samples`.
+
+  B is `batch_size` (all samples when 0), capped at `num_samples` unless
+  `pad` (then a small set is zero-padded up to one full batch).
+  """
+  if batch_size <= 0:
+    b = num_samples
+  else:
+    b = batch_size if pad else min(batch_size, num_samples)
   return -(-num_samples // b), b
 
 
 def to_solver_layout(x_NxDxT: np.ndarray | Array, batch_size: int,
-                     form: str) -> Array:
-  """[N, D, T] -> time-major, feature-padded batches [C, B, T, Dp]."""
-  n, d, _ = x_NxDxT.shape
-  c, b = batch_layout(n, batch_size)
+                     form: str, pad: bool = False) -> Array:
+  """[N, D, T] -> time-major, feature-padded batches [C, B, T, Dp] (numpy
+  work, one device transfer: no compilation per shape)."""
+  x = np.asarray(x_NxDxT)
+  n, d, _ = x.shape
+  c, b = batch_layout(n, batch_size, pad)
   dp = padded_features(d, form)
-  x = jnp.asarray(x_NxDxT)
-  x = jnp.pad(jnp.swapaxes(x, 1, 2), ((0, c * b - n), (0, 0), (0, dp - d)))
-  return x.reshape((c, b) + x.shape[1:])
+  x = np.pad(np.swapaxes(x, 1, 2), ((0, c * b - n), (0, 0), (0, dp - d)))
+  return jnp.asarray(x.reshape((c, b) + x.shape[1:]))
 
 
 def from_solver_layout(a_CxBxLxF: Array, num_samples: int, num_rows: int
-                       ) -> Array:
+                       ) -> np.ndarray:
   """Inverse of `to_solver_layout` for h or xhat: -> [N, num_rows, L]."""
-  a = a_CxBxLxF.reshape((-1,) + a_CxBxLxF.shape[2:])[:num_samples]
-  return jnp.swapaxes(a[..., :num_rows], 1, 2)
+  a = np.asarray(a_CxBxLxF)
+  a = a.reshape((-1,) + a.shape[2:])[:num_samples]
+  return np.swapaxes(a[..., :num_rows], 1, 2)
 
 
 # ---------------------------------------------------------------------------
@@ -238,7 +248,7 @@ def from_solver_layout(a_CxBxLxF: Array, num_samples: int, num_rows: int
 
 
 def init_filters(x_NxDxT: np.ndarray, num_filters: int, filter_length: int,
-                 seed: int, method: str = 'patches') -> np.ndarray:
+                 seed: int, method: str = 'gaussian') -> np.ndarray:
   """Random unit-norm filters [K, D, Tw] ("random initialization", Alg. 1).
 
   'patches': K windows of the data, drawn k-means++-style (probability
@@ -578,7 +588,7 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
             *, cfg: SolverConfig = SolverConfig(), max_iters: int = 200,
             tol: float = 1e-4, min_iters: int = 3, num_restarts: int = 1,
             restart_iters: int = 0, batch_size: int = 0, seed: int = 0,
-            init: str = 'patches',
+            init: str = 'gaussian',
             callback: Callable[[CBMState, dict[str, float]], Any] | None = None,
             initial_state: CBMState | None = None) -> FitResult:
   """Learns one CBM (Algorithm 1) from n samples.
@@ -599,7 +609,8 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
       restart runs to convergence).
     batch_size: samples per mini-batch (0: all at once).
     seed: seed of the initialisations (restart j uses `seed + j`).
-    init: 'patches' or 'gaussian' (`init_filters`).
+    init: 'gaussian' (the paper's random initialisation) or 'patches'
+      (`init_filters`).
     callback: called as `callback(state, info)` after every outer iteration
       of the kept run (screening iterations of the kept restart are replayed
       first), e.g. to log metrics and save checkpoints.

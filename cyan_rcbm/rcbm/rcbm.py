@@ -135,33 +135,36 @@ def max_pool(h_NxKxS: np.ndarray | jax.Array, factor: int) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'filter_length'))
-def _infer_batches(x_CxBxTxD, w_KxDxTw, lam, *, cfg, filter_length):
-  c, b, t, _ = x_CxBxTxD.shape
-  k = w_KxDxTw.shape[0]
-
-  def one(x_b):
-    h0 = jnp.zeros((b, t + filter_length - 1, k), x_b.dtype)
-    res = cbm.solve_h(x_b, w_KxDxTw, h0, jnp.zeros_like(x_b), lam, cfg)
-    return res.h, res.sq_err, res.l1
-
-  return lax.map(one, x_CxBxTxD)
+def _infer_batch(x_BxTxD, w_KxDxTw, lam, *, cfg, filter_length):
+  b, t, _ = x_BxTxD.shape
+  h0 = jnp.zeros((b, t + filter_length - 1, w_KxDxTw.shape[0]), x_BxTxD.dtype)
+  res = cbm.solve_h(x_BxTxD, w_KxDxTw, h0, jnp.zeros_like(x_BxTxD), lam, cfg)
+  return res.h, res.sq_err, res.l1
 
 
 def infer_level(x_NxDxT: np.ndarray, level: Level,
                 settings: InferenceSettings) -> LevelActivations:
-  """Task 1 (Algorithm 2) from h = 0 for one level's input."""
+  """Task 1 (Algorithm 2) from h = 0 for one level's input.
+
+  Batches of `min(batch_size, next power of two >= n)` samples (the last
+  one zero-padded), so that sets of similar size share one compilation.
+  """
   n, d, _ = x_NxDxT.shape
   cfg = cbm.SolverConfig(inner_max_iters=settings.max_iters,
                          inner_tol=settings.tol, inner_min_iters=1,
                          form=settings.form)
-  x = cbm.to_solver_layout(x_NxDxT, settings.batch_size, cfg.form)
+  size = 1 << max(0, (n - 1).bit_length())
+  batch = min(settings.batch_size, size) if settings.batch_size > 0 else size
+  x = cbm.to_solver_layout(x_NxDxT, batch, cfg.form, pad=True)
   dp = x.shape[-1]
   w = jnp.pad(jnp.asarray(level.w, x.dtype), ((0, 0), (0, dp - d), (0, 0)))
-  h, sq, l1 = _infer_batches(x, w, jnp.asarray(level.lam, x.dtype), cfg=cfg,
-                             filter_length=level.filter_length)
+  lam = jnp.asarray(level.lam, x.dtype)
+  parts = [_infer_batch(x_b, w, lam, cfg=cfg,
+                        filter_length=level.filter_length) for x_b in x]
+  h, sq, l1 = (np.stack(jax.device_get(p)) for p in zip(*parts))
   return LevelActivations(
       x=np.asarray(x_NxDxT),
-      h=np.asarray(cbm.from_solver_layout(h, n, level.num_filters)),
+      h=cbm.from_solver_layout(h, n, level.num_filters),
       sq_err=np.asarray(sq).ravel()[:n], l1=np.asarray(l1).ravel()[:n])
 
 

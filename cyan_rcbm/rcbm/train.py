@@ -366,7 +366,7 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
   inference = rcbm_lib.InferenceSettings(
       max_iters=int(config.eval.infer_max_iters),
       tol=float(config.eval.infer_tol),
-      batch_size=int(config.model.batch_size), form=config.model.form)
+      batch_size=int(config.eval.infer_batch_size), form=config.model.form)
   model, _ = rcbm_lib.fit_rcbm(
       x_train, specs, cfg=cfg, feature_names=feature_names, scale=scale,
       inference=inference, fit_kwargs=fit_kwargs, completed=completed,
