@@ -179,3 +179,17 @@ def test_attention_memory_grows_linearly_with_cascade_length():
 
   small, large = temp_bytes(512), temp_bytes(2048)
   assert large / small < 5.0  # linear: ~4; an N x N matrix would give ~16
+
+
+@pytest.mark.parametrize('variant', ['cyan', 'cyan_cov'])
+def test_growing_window_segments_give_identical_outputs(variant):
+  users, gaps, mask = _inputs(n=12)
+  outs = []
+  for segments in (1, 3):
+    m = _model(variant, dependence_length=8, window_segments=segments)
+    graphdef, params = nnx.split(m, nnx.Param)
+    outs.append(jax.jit(lambda p, *a, g=graphdef: nnx.merge(g, p)(
+        *a, return_alignments=True))(params, users, gaps, mask))
+  for a, b in zip(outs[0], outs[1]):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
+                               atol=1e-6)

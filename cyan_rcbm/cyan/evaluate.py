@@ -54,14 +54,21 @@ class Predictor(Protocol):
 
 
 @functools.partial(jax.jit, static_argnames=('exclude_active',))
-def _rank(scores_BxNxU, users_BxN, mask_BxN, exclude_active=True):
-  return metrics.target_ranks(scores_BxNxU, users_BxN, mask_BxN,
-                              exclude_active=exclude_active)
-
-
-@jax.jit
-def _masked_sum(values_BxN, mask_BxN):
-  return jnp.sum(jnp.where(mask_BxN, values_BxN, 0.0))
+def _score_batch(scores_BxNxU, gap_BxN, nll_BxN, extras, users_BxN, mask_BxN,
+                 exclude_active=True):
+  """Ranks and masked sums of one batch in one dispatch (None passes through)."""
+  out = {}
+  if scores_BxNxU is not None:
+    out['greater'], out['ties'], _ = metrics.target_ranks(
+        scores_BxNxU, users_BxN, mask_BxN, exclude_active=exclude_active)
+  _, has_next = metrics.next_targets(users_BxN, mask_BxN)
+  if gap_BxN is not None:
+    out['gap'] = jnp.asarray(gap_BxN, jnp.float32)
+  if nll_BxN is not None:
+    out['nll'] = jnp.asarray(nll_BxN, jnp.float32)
+  out['extras'] = {k: jnp.sum(jnp.where(has_next, v, 0.0))
+                   for k, v in extras.items()}
+  return out
 
 
 def _next_gaps(batch: batching.Batch) -> np.ndarray:
@@ -87,51 +94,47 @@ def evaluate(predictor: Predictor,
   Returns:
     the metrics dict, or `(metrics, events)` with `return_events`.
   """
-  if isinstance(data, batching.CascadeBatcher):
+  if hasattr(data, 'batches'):  # a CascadeBatcher (or anything like it)
     batcher = data
   else:
     batcher = batching.CascadeBatcher(data, batch_size=batch_size,
                                       max_events=max_events)
   parts = []  # device arrays, fetched at the end (keeps dispatch async)
   for batch in batcher.batches():
-    out = predictor.predict(batch)
-    scores, gap = out[0], out[1]
-    nll = out[2] if len(out) > 2 else None
-    extras = out[3] if len(out) > 3 else {}
-    _, has_next = metrics.next_targets(batch.users, batch.mask)
-    ranked = None if scores is None else _rank(
-        scores, batch.users, batch.mask, exclude_active=exclude_active)
-    extras = {k: _masked_sum(v, has_next) for k, v in extras.items()}
-    parts.append((batch, ranked, has_next, gap, nll, extras))
+    out = tuple(predictor.predict(batch)) + (None, {})
+    scored = _score_batch(out[0], out[1], out[2], out[3] or {}, batch.users,
+                          batch.mask, exclude_active=exclude_active)
+    parts.append((batch, scored))
   cols = {k: [] for k in ('index', 'position', 'rank', 'ties', 'pred_gap',
                           'true_gap', 'nll', 'mask')}
   extra_sums = {}
-  have_rank = have_gap = have_nll = True
-  for batch, ranked, has_next, gap, nll, extras in parts:
-    for k, v in extras.items():
+  have = dict(greater=True, gap=True, nll=True)
+  for batch, scored in jax.device_get(parts):
+    for k, v in scored['extras'].items():
       extra_sums[k] = extra_sums.get(k, 0.0) + float(v)
     b, n = batch.users.shape
     cols['index'].append(np.repeat(batch.index[:, None], n, 1))
     cols['position'].append(np.broadcast_to(np.arange(n), (b, n)))
-    cols['mask'].append(np.asarray(has_next))
+    has_next = np.zeros((b, n), bool)
+    has_next[:, :-1] = batch.mask[:, 1:]
+    cols['mask'].append(has_next)
     cols['true_gap'].append(_next_gaps(batch))
-    have_rank &= ranked is not None
-    have_gap &= gap is not None
-    have_nll &= nll is not None
-    if ranked is not None:
-      cols['rank'].append(np.asarray(ranked[0]) + 1)
-      cols['ties'].append(np.asarray(ranked[1]))
-    if gap is not None:
-      cols['pred_gap'].append(np.asarray(gap, np.float64))
-    if nll is not None:
-      cols['nll'].append(np.asarray(nll, np.float64))
+    for key in have:
+      have[key] &= key in scored
+    if 'greater' in scored:
+      cols['rank'].append(scored['greater'] + 1)
+      cols['ties'].append(scored['ties'])
+    if 'gap' in scored:
+      cols['pred_gap'].append(scored['gap'].astype(np.float64))
+    if 'nll' in scored:
+      cols['nll'].append(scored['nll'].astype(np.float64))
   flat = {k: (np.concatenate([np.ravel(a) for a in v]) if v else None)
           for k, v in cols.items()}
-  if not have_rank:
+  if not have['greater']:
     flat['rank'] = flat['ties'] = None
-  if not have_gap:
+  if not have['gap']:
     flat['pred_gap'] = None
-  if not have_nll:
+  if not have['nll']:
     flat['nll'] = None
   mask = flat['mask'] if flat['mask'] is not None else np.zeros(0, bool)
   result = metrics.compute_metrics(

@@ -95,6 +95,30 @@ def _gru_update(gates_in, hh, b_rec_n, state):
   return n + z * (state - n)
 
 
+def _window_segments(n: int, win: int, count: int
+                     ) -> list[tuple[int, int, int]]:
+  """`(first step, end step, window size)` of the decoder scans.
+
+  A step k < win can only attend to events 0..k, so the first steps run with
+  a smaller window (the slots they skip would all be masked): with count = 3,
+  steps [0, win/4) use win/4 slots, [win/4, win/2) use win/2, the rest win.
+  This saves ~30% of the attention work of a short cascade; results are
+  identical (tested).
+  """
+  bounds = []
+  if count >= 3 and win >= 8:
+    bounds.append(win // 4)
+  if count >= 2 and win >= 4:
+    bounds.append(win // 2)
+  segments, lo = [], 0
+  for hi in bounds:
+    if hi < n:
+      segments.append((lo, hi, hi))
+      lo = hi
+  segments.append((lo, n, win))
+  return segments
+
+
 class CyanRNN(nnx.Module):
   """CYAN-RNN (`cyan`), CYAN-RNN(cov) (`cyan_cov`) or RMTPP (`rmtpp`)."""
 
@@ -106,7 +130,7 @@ class CyanRNN(nnx.Module):
                time_context: str = 'h', calendar_embed: int = 0,
                mask_active: bool = True, log_gap_eps: float = 1e-4,
                time_w_init: float = 0.1, time_b_init: float = 0.0,
-               unroll: int = 1, rngs: nnx.Rngs):
+               unroll: int = 1, window_segments: int = 3, rngs: nnx.Rngs):
     if variant not in VARIANTS:
       raise errors.ConfigError(
           f'model.variant is {variant!r}; expected one of {VARIANTS}.')
@@ -122,7 +146,8 @@ class CyanRNN(nnx.Module):
                         ('attention_size', attention_size),
                         ('coverage_size', coverage_size),
                         ('dependence_length', dependence_length),
-                        ('unroll', unroll)]:
+                        ('unroll', unroll),
+                        ('window_segments', window_segments)]:
       if value < 1:
         raise errors.ConfigError(f'model.{name} must be >= 1; got {value}.')
     if num_users < 1:
@@ -135,6 +160,7 @@ class CyanRNN(nnx.Module):
     self.mask_active = mask_active
     self.log_gap_eps = log_gap_eps
     self.unroll = unroll
+    self.window_segments = window_segments
     self.calendar_embed = calendar_embed
     h, d, a, c = encoder_hidden, decoder_hidden, attention_size, coverage_size
     dense = nnx.initializers.lecun_normal()
@@ -227,45 +253,39 @@ class CyanRNN(nnx.Module):
     win = min(self.dependence_length, n)
     d = self.decoder.hidden
     cov = self.variant == 'cyan_cov'
+    dtype = h_NxBxH.dtype
     dec_in_NxBx3D = self.decoder.project(jnp.swapaxes(x_BxNxX, 0, 1))
-    uh_NxBxA = h_NxBxH @ self.att_u[...]
-    att_w, att_b, att_v = self.att_w[...], self.att_b[...], self.att_v[...]
-    dec_s, dec_rec, dec_rec_b = (self.dec_s[...], self.decoder.w_rec[...],
-                                 self.decoder.b_rec_n[...])
-    xs = dict(uh=uh_NxBxA, h=h_NxBxH, dec_in=dec_in_NxBx3D,
-              k=jnp.arange(n, dtype=jnp.int32))
-    carry = dict(t=jnp.zeros((b, d), h_NxBxH.dtype),
-                 uh=jnp.zeros((b, win, uh_NxBxA.shape[-1]), h_NxBxH.dtype),
-                 h=jnp.zeros((b, win, hdim), h_NxBxH.dtype))
+    # Per-event projections that enter the window, concatenated so that one
+    # shift per step moves them all: [U_a h_i | h_i (| W_h h_i + b)].
+    parts = [h_NxBxH @ self.att_u[...], h_NxBxH]
+    a = parts[0].shape[-1]
     if cov:
-      xs['hv'] = h_NxBxH @ self.cov_h[...] + self.cov_b[...]
-      c = self.cov_rec_b.shape[0]
-      carry['v'] = jnp.zeros((b, win, c), h_NxBxH.dtype)
-      carry['alpha'] = jnp.zeros((b, win), h_NxBxH.dtype)
-      carry['hv'] = jnp.zeros((b, win, xs['hv'].shape[-1]), h_NxBxH.dtype)
+      parts.append(h_NxBxH @ self.cov_h[...] + self.cov_b[...])
       cov_t, cov_alpha = self.cov_t[...], self.cov_alpha[...]
       cov_rec, cov_rec_b, att_z = (self.cov_rec[...], self.cov_rec_b[...],
                                    self.att_z[...])
-    slots = jnp.arange(win, dtype=jnp.int32)
+      c = cov_rec_b.shape[0]
+    proj_NxBxP = jnp.concatenate(parts, axis=-1)
+    att_w, att_b, att_v = self.att_w[...], self.att_b[...], self.att_v[...]
+    dec_s, dec_rec, dec_rec_b = (self.dec_s[...], self.decoder.w_rec[...],
+                                 self.decoder.b_rec_n[...])
 
-    def shift_in(window, new):
-      return jnp.concatenate([window[:, 1:], new[:, None]], axis=1)
-
-    def step(carry, xs):
+    def step(w, carry, xs):
+      """Decoder step k with a window of the last w events (slots 0..w-1)."""
       t_prev = carry['t']
-      uh_win = shift_in(carry['uh'], xs['uh'])
-      h_win = shift_in(carry['h'], xs['h'])
-      # slot j holds event k - win + 1 + j; it exists iff that index >= 0.
-      valid_L = slots >= win - 1 - xs['k']
+      proj_win = jnp.concatenate([carry['proj'][:, 1:],
+                                  xs['proj'][:, None]], axis=1)
+      uh_win, h_win = proj_win[..., :a], proj_win[..., a:a + hdim]
+      # slot j holds event k - w + 1 + j; it exists iff that index >= 0.
+      valid_L = jnp.arange(w, dtype=jnp.int32) >= w - 1 - xs['k']
       pre_BxLxA = uh_win + (t_prev @ att_w + att_b)[:, None, :]
-      new = dict(uh=uh_win, h=h_win)
+      new = dict(proj=proj_win)
       if cov:
-        hv_win = shift_in(carry['hv'], xs['hv'])
-        zeros = jnp.zeros_like(carry['alpha'][:, :1])
-        alpha_prev = jnp.concatenate([carry['alpha'][:, 1:], zeros], axis=1)
-        v_prev = jnp.concatenate(
-            [carry['v'][:, 1:], jnp.zeros_like(carry['v'][:, :1])], axis=1)
-        cov_in = (hv_win + (t_prev @ cov_t)[:, None, :] +
+        # shift the previous step's alignments and coverage by one slot; the
+        # entries of the new event start at 0 (paper section 2.2).
+        alpha_prev = jnp.pad(carry['alpha'][:, 1:], ((0, 0), (0, 1)))
+        v_prev = jnp.pad(carry['v'][:, 1:], ((0, 0), (0, 1), (0, 0)))
+        cov_in = (proj_win[..., a + hdim:] + (t_prev @ cov_t)[:, None, :] +
                   alpha_prev[..., None] * cov_alpha)
         rec = v_prev @ cov_rec
         if self.coverage_cell == 'gru':
@@ -273,21 +293,52 @@ class CyanRNN(nnx.Module):
         else:
           v_win = jnp.tanh(cov_in + rec + cov_rec_b)
         pre_BxLxA = pre_BxLxA + v_win @ att_z
-        new.update(hv=hv_win, v=v_win)
-      e_BxL = jnp.tanh(pre_BxLxA) @ att_v
+        new['v'] = v_win
+      # v^T tanh(.) and sum_i alpha_i h_i as multiply-and-reduce: on CPU this
+      # is several times faster than the equivalent batched dot products.
+      e_BxL = jnp.sum(jnp.tanh(pre_BxLxA) * att_v, axis=-1)
       e_BxL = jnp.where(valid_L, e_BxL, -jnp.inf)
       alpha_BxL = jax.nn.softmax(e_BxL, axis=-1)
-      s_BxH = jnp.einsum('bl,blh->bh', alpha_BxL, h_win)
+      s_BxH = jnp.sum(alpha_BxL[..., None] * h_win, axis=1)
       gates = xs['dec_in'] + s_BxH @ dec_s
       t_new = _gru_update(gates, t_prev @ dec_rec, dec_rec_b, t_prev)
       new['t'] = t_new
       if cov:
         new['alpha'] = alpha_BxL
-      out = (t_new, s_BxH, alpha_BxL if return_alignments else None)
-      return new, out
+      return new, (t_new, s_BxH, alpha_BxL if return_alignments else None)
 
-    _, (t_NxBxD, s_NxBxH, alpha_NxBxL) = jax.lax.scan(
-        step, carry, xs, unroll=self.unroll)
+    def grow(carry, w):
+      """Zero-pads the window arrays of the carry at the front to w slots."""
+      out = {}
+      for key, value in carry.items():
+        if key == 't':
+          out[key] = value
+        else:
+          pad = [(0, 0)] * value.ndim
+          pad[1] = (w - value.shape[1], 0)
+          out[key] = jnp.pad(value, pad)
+      return out
+
+    xs = dict(proj=proj_NxBxP, dec_in=dec_in_NxBx3D,
+              k=jnp.arange(n, dtype=jnp.int32))
+    carry = dict(t=jnp.zeros((b, d), dtype),
+                 proj=jnp.zeros((b, 0, proj_NxBxP.shape[-1]), dtype))
+    if cov:
+      carry['v'] = jnp.zeros((b, 0, c), dtype)
+      carry['alpha'] = jnp.zeros((b, 0), dtype)
+    outs = []
+    for lo, hi, w in _window_segments(n, win, self.window_segments):
+      carry = grow(carry, w)
+      carry, out = jax.lax.scan(
+          functools.partial(step, w), carry,
+          jax.tree.map(lambda v, lo=lo, hi=hi: v[lo:hi], xs),
+          unroll=self.unroll)
+      if return_alignments:  # to the full window layout [steps, B, win]
+        out = out[:2] + (jnp.pad(out[2], ((0, 0), (0, 0), (win - w, 0))),)
+      outs.append(out)
+    t_NxBxD, s_NxBxH, alpha_NxBxL = (
+        jnp.concatenate(pieces, axis=0) if pieces[0] is not None else None
+        for pieces in zip(*outs))
     return t_NxBxD, s_NxBxH, alpha_NxBxL
 
   # -- forward --------------------------------------------------------------
@@ -368,7 +419,8 @@ def create_model(model_config, num_users: int, *, calendar: bool,
       calendar_embed=m.calendar_embed if calendar else 0,
       mask_active=m.mask_active, log_gap_eps=m.log_gap_eps,
       time_w_init=m.time_w_init * time_w_scale, time_b_init=time_b_init,
-      unroll=m.unroll, rngs=nnx.Rngs(params=jax.random.key(seed)))
+      unroll=m.unroll, window_segments=m.window_segments,
+      rngs=nnx.Rngs(params=jax.random.key(seed)))
 
 
 def init_params(model_config, num_users: int, *, calendar: bool,

@@ -188,7 +188,8 @@ class CascadeBatcher:
     if keep.max() > self.bucket_lengths[-1]:
       raise errors.ConfigError(
           f'the longest cascade has {int(keep.max())} events but the largest '
-          f'bucket is {self.bucket_lengths[-1]}; add a bucket or set '
+          f'bucket is {self.bucket_lengths[-1]}; add a bucket (or leave the '
+          'bucket lengths empty to derive them from the data) or set '
           'max_events.')
     self.bucket_of = np.searchsorted(np.asarray(self.bucket_lengths), keep)
     self.rows = tuple(

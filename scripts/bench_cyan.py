@@ -1,0 +1,150 @@
+"""Training and evaluation throughput of RMTPP, CYAN-RNN and CYAN-RNN(cov).
+
+python scripts/bench_cyan.py [--variants=rmtpp,cyan,cyan_cov] [--epochs=1]
+
+Setting (issue 3): hidden size 32 (embedding, encoder, decoder, attention),
+batch 128, length of dependence l = 32, on 20,000 synthetic CP-Exp cascades
+(SPEC A2; generated once and cached). Prints one JSON object
+`{variant: {"train_events_per_s", "eval_events_per_s", "compile_s", ...}}`.
+
+* events = real (unpadded) events of the batches processed;
+* compile_s = ahead-of-time compilation of the train step and of the
+  evaluation functions for every bucket shape, measured separately and kept
+  out of the timed loops (which then never compile);
+* train: full passes over the cascades in training order (forward, backward,
+  Adam), timed after one warm-up batch per shape;
+* eval: `evaluate.evaluate` (next-user ranking with active-user masking,
+  expected next gap via E_1, NLL) over the same cascades.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cyan_rcbm.common import config_loading
+from cyan_rcbm.cyan import evaluate
+from cyan_rcbm.cyan import model as model_lib
+from cyan_rcbm.cyan import train
+from cyan_rcbm.data import registry
+
+_VARIANTS = flags.DEFINE_list('variants', ['rmtpp', 'cyan', 'cyan_cov'],
+                              'Model variants to time.')
+_EPOCHS = flags.DEFINE_integer('epochs', 1, 'Timed training passes.')
+_HIDDEN = flags.DEFINE_integer('hidden', 32, 'Hidden sizes.')
+_CASCADES = flags.DEFINE_integer('num_cascades', 20000, 'Synthetic cascades.')
+_UNROLL = flags.DEFINE_integer('unroll', -1, 'Scan unroll (-1: config).')
+_GROWTH = flags.DEFINE_float('bucket_growth', -1, 'Bucket growth (-1: config).')
+
+
+def _config(variant: str) -> ml_collections.ConfigDict:
+  h = _HIDDEN.value
+  overrides = dict(
+      data__num_cascades=_CASCADES.value, data__split_fractions=(1.0, 0.0, 0.0),
+      model__variant=variant, model__embed_dim=h, model__encoder_hidden=h,
+      model__decoder_hidden=h, model__attention_size=h,
+      model__dependence_length=32, batching__batch_size=128,
+      batching__eval_batch_size=128)
+  if _UNROLL.value > 0:
+    overrides['model__unroll'] = _UNROLL.value
+  if _GROWTH.value > 0:
+    overrides['batching__bucket_growth'] = _GROWTH.value
+  return config_loading.load_config('configs/cyan.py:synthetic_cp_exp',
+                                    **overrides)
+
+
+def _bench(variant: str) -> dict:
+  config = _config(variant)
+  splits = registry.load_splits(config.data)
+  train_b = train.make_batchers(config, splits)[0]
+  graphdef, params = model_lib.init_params(
+      config.model, splits.train.num_users, calendar=train_b.calendar)
+  tx = train.create_optimizer(config.train)
+  opt_state = tx.init(params)
+  step_fn = train.create_train_step(graphdef, config.train)
+  stats = train._zero_stats()  # pylint: disable=protected-access
+  predictor = evaluate.ModelPredictor(graphdef, params)
+
+  # Compile every shape ahead of time (train step and eval functions).
+  t0 = time.perf_counter()
+  examples = {}
+  for bucket, rows in train_b.plan():
+    examples.setdefault(bucket, train_b.make_batch(bucket, rows))
+  for batch in examples.values():
+    inputs = evaluate.model_inputs(batch)
+    step_fn.lower(params, opt_state, stats, inputs,
+                  jnp.int32(0)).compile()
+  compile_train = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  for batch in examples.values():
+    jax.block_until_ready(predictor.predict(batch))
+    evaluate.evaluate(predictor, _single(train_b, batch))
+  compile_eval = time.perf_counter() - t0
+  # Warm-up: one step per shape (allocations, thread pools).
+  for batch in examples.values():
+    params, opt_state, stats = step_fn(params, opt_state, stats,
+                                       evaluate.model_inputs(batch),
+                                       jnp.int32(0))
+  jax.block_until_ready(params)
+
+  events = 0
+  batches = [[train_b.make_batch(b, r) for b, r in train_b.plan(0, e)]
+             for e in range(_EPOCHS.value)]
+  t0 = time.perf_counter()
+  for epoch in range(_EPOCHS.value):
+    for batch in batches[epoch]:
+      params, opt_state, stats = step_fn(params, opt_state, stats,
+                                         evaluate.model_inputs(batch),
+                                         jnp.int32(0))
+      events += batch.num_events
+  jax.block_until_ready(params)
+  train_s = time.perf_counter() - t0
+
+  predictor = evaluate.ModelPredictor(graphdef, params)
+  t0 = time.perf_counter()
+  result = evaluate.evaluate(predictor, train_b)
+  eval_s = time.perf_counter() - t0
+  eval_events = train_b.report.num_events
+  return dict(
+      train_events_per_s=round(events / train_s),
+      eval_events_per_s=round(eval_events / eval_s),
+      compile_s=round(compile_train + compile_eval, 2),
+      compile_train_s=round(compile_train, 2),
+      compile_eval_s=round(compile_eval, 2),
+      train_s=round(train_s, 2), eval_s=round(eval_s, 2),
+      events_per_epoch=train_b.report.num_events,
+      shapes=[list(s) for s in train_b.shapes()],
+      final_nll=round(result['nll_per_event'], 4))
+
+
+class _single:  # pylint: disable=invalid-name
+  """A batcher-like object yielding one batch (for compiling eval shapes)."""
+
+  def __init__(self, batcher, batch):
+    self._batch = batch
+    self.parents = batcher.parents
+
+  def batches(self):
+    yield self._batch
+
+
+def main(argv):
+  del argv
+  out = {}
+  for variant in _VARIANTS.value:
+    out[variant] = _bench(variant)
+  out['load_average'] = [round(x, 2) for x in os.getloadavg()]
+  out['devices'] = str(jax.devices())
+  print(json.dumps(out))
+
+
+if __name__ == '__main__':
+  app.run(main)
