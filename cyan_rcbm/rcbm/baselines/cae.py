@@ -102,6 +102,40 @@ class CAEConfig:
       raise ValueError(f'learning_rate must be > 0, got {self.learning_rate}')
 
 
+def grouped_conv(lhs, rhs, window_strides, padding, *, feature_group_count=1,
+                 **unused_kwargs) -> Array:
+  """A 'SAME', stride-1 grouped 2-D convolution as a sum of shifted products.
+
+  Equal to `lax.conv_general_dilated(lhs NHWC, rhs HWIO, (1, 1), 'SAME',
+  feature_group_count=G)`, but 10-25x faster on CPU for level 2's grouped
+  shapes (XLA's CPU grouped convolution and its gradients are very slow for
+  a few input channels per group). Passed to `nnx.Conv` as its
+  `conv_general_dilated`; the arithmetic is the same `O(D^2 Tw T)` per map.
+  """
+  if tuple(window_strides) != (1, 1):
+    raise ValueError(f'grouped_conv supports stride 1, got {window_strides}')
+  kh, kw, cg, o = rhs.shape
+  n, h, w, _ = lhs.shape
+  g = feature_group_count
+  if isinstance(padding, str):
+    if padding != 'SAME':
+      raise ValueError(f"grouped_conv supports 'SAME' padding, got {padding}")
+    padding = [((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)]
+  x = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  x = x.reshape(x.shape[:3] + (g, cg))
+  r = rhs.reshape(kh, kw, cg, g, o // g)
+  out = 0
+  for i in range(kh):
+    for j in range(kw):
+      window = x[:, i:i + h, j:j + w]
+      if o == g:   # one output per group: an elementwise product and a sum.
+        out = out + jnp.sum(window * jnp.swapaxes(r[i, j, :, :, 0], 0, 1),
+                            axis=-1)
+      else:
+        out = out + jnp.einsum('nhwgc,cgo->nhwgo', window, r[i, j])
+  return out.reshape(n, h, w, o)
+
+
 class CAELevel(nnx.Module):
   """One level: `z = relu(Enc(x))`, `xhat = Dec(z)`, NHWC with H = D rows,
   W = T steps, C = maps. `groups` > 1 connects each input map to its own
@@ -110,10 +144,11 @@ class CAELevel(nnx.Module):
   def __init__(self, in_maps: int, num_maps: int, kernel_size: tuple[int, int],
                groups: int, *, rngs: nnx.Rngs):
     self.groups = groups
+    conv = dict(conv_general_dilated=grouped_conv) if groups > 1 else {}
     self.encoder = nnx.Conv(in_maps, num_maps, kernel_size, padding='SAME',
-                            feature_group_count=groups, rngs=rngs)
+                            feature_group_count=groups, rngs=rngs, **conv)
     self.decoder = nnx.Conv(num_maps, in_maps, kernel_size, padding='SAME',
-                            feature_group_count=groups, rngs=rngs)
+                            feature_group_count=groups, rngs=rngs, **conv)
 
   def encode(self, x_NxDxTxC: Array) -> Array:
     return nnx.relu(self.encoder(x_NxDxTxC))
@@ -245,14 +280,21 @@ def max_pool_time(z_NxDxTxC: np.ndarray, factor: int) -> np.ndarray:
   return padded.reshape(n, d, out, factor, c).max(axis=3)
 
 
-def _apply_chunked(graphdef, params, x, chunk=1024):
+def _apply_chunked(graphdef, params, x, chunk=256):
+  """`_apply` over fixed-size chunks (the last one zero-padded), so that one
+  compilation serves every sample count."""
+  n = x.shape[0]
+  size = min(chunk, n)
+  pad = -n % size
+  xp = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
   zs, sqs, l1s = [], [], []
-  for i in range(0, x.shape[0], chunk):
-    z, sq, l1 = _apply(params, jnp.asarray(x[i:i + chunk]), graphdef=graphdef)
+  for i in range(0, xp.shape[0], size):
+    z, sq, l1 = _apply(params, jnp.asarray(xp[i:i + size]), graphdef=graphdef)
     zs.append(np.asarray(z))
     sqs.append(np.asarray(sq))
     l1s.append(np.asarray(l1))
-  return np.concatenate(zs), np.concatenate(sqs), np.concatenate(l1s)
+  return (np.concatenate(zs)[:n], np.concatenate(sqs)[:n],
+          np.concatenate(l1s)[:n])
 
 
 @functools.lru_cache(maxsize=None)
