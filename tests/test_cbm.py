@@ -9,22 +9,12 @@ from cyan_rcbm.data.planted import convolve, make_planted
 from cyan_rcbm.errors import ConfigError
 from cyan_rcbm.rcbm import cbm
 from cyan_rcbm.rcbm import ops
+from cyan_rcbm.rcbm import plots
 
 
 def max_shift_cosine(a, b):
   """max over relative shifts of cos(a, shifted b), filters [D, Tw]."""
-  tw = a.shape[1]
-  best = -1.0
-  for shift in range(-tw + 1, tw):
-    bs = np.zeros_like(b)
-    if shift >= 0:
-      bs[:, shift:] = b[:, :tw - shift]
-    else:
-      bs[:, :tw + shift] = b[:, -shift:]
-    norm = np.linalg.norm(a) * np.linalg.norm(bs)
-    if norm > 0:
-      best = max(best, float((a * bs).sum() / norm))
-  return best
+  return plots.best_shift_match(a, b)[0]
 
 
 def _dense(fn, shape):

@@ -26,7 +26,7 @@ def plot_filters(w_KxDxTw: np.ndarray, row_names: Sequence[str], path: str,
                  title: str = '', strength: np.ndarray | None = None,
                  max_cols: int = 5) -> str:
   """Filters [K, D, Tw], one panel each, one line per row d."""
-  k, d, tw = w_KxDxTw.shape
+  k, d, _ = w_KxDxTw.shape
   cols = min(k, max_cols)
   rows = math.ceil(k / cols)
   fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6),
@@ -38,21 +38,32 @@ def plot_filters(w_KxDxTw: np.ndarray, row_names: Sequence[str], path: str,
     if i >= k:
       ax.axis('off')
       continue
-    for j in range(d):
-      ax.plot(np.arange(tw), w_KxDxTw[i, j], color=colors(j % colors.N),
-              lw=1.5, label=row_names[j])
     label = f'W{i + 1}' + (f' ({100 * share[i]:.0f}%)' if share is not None
                            else '')
-    ax.set_title(label, fontsize=9)
-    ax.axhline(0, color='0.8', lw=0.5)
-    ax.tick_params(labelsize=7)
+    _draw_filter(ax, w_KxDxTw[i], row_names, colors, label)
+  return _finish(fig, axes, d, path, title,
+                 bottom=0.08 if d <= 7 else 0.14)
+
+
+def _draw_filter(ax, w_DxTw, row_names, colors, title):
+  """One panel: a line per row of the filter."""
+  for j in range(w_DxTw.shape[0]):
+    ax.plot(np.arange(w_DxTw.shape[1]), w_DxTw[j], color=colors(j % colors.N),
+            lw=1.5, label=row_names[j])
+  ax.set_title(title, fontsize=8)
+  ax.axhline(0, color='0.8', lw=0.5)
+  ax.tick_params(labelsize=7)
+
+
+def _finish(fig, axes, num_rows, path, title, bottom):
+  """Shared legend, title, layout; saves and closes the figure."""
   handles, labels = axes[0, 0].get_legend_handles_labels()
-  fig.legend(handles, labels, loc='lower center', ncol=min(d, 7), fontsize=7,
-             frameon=False)
+  fig.legend(handles, labels, loc='lower center', ncol=min(num_rows, 7),
+             fontsize=7, frameon=False)
   if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout(rect=(0, 0.08 if d <= 7 else 0.14, 1, 0.95))
-  fig.savefig(path, dpi=110)
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout(rect=(0, bottom, 1, 0.95))
+  fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
 
@@ -137,3 +148,39 @@ def write_all(workdir: str, model, acts_train, level_results) -> list[str]:
       os.path.join(workdir, 'fit_histograms.png'),
       title='level 1: per-sample error and activation (training data)'))
   return paths
+
+
+def best_shift_match(a_DxTw: np.ndarray, b_DxTw: np.ndarray
+                     ) -> tuple[float, np.ndarray]:
+  """(max cosine over relative time shifts, b shifted to that best shift)."""
+  tw = a_DxTw.shape[1]
+  best, best_b = -np.inf, b_DxTw
+  for shift in range(-tw + 1, tw):
+    shifted = np.zeros_like(b_DxTw)
+    if shift >= 0:
+      shifted[:, shift:] = b_DxTw[:, :tw - shift]
+    else:
+      shifted[:, :tw + shift] = b_DxTw[:, -shift:]
+    norm = np.linalg.norm(a_DxTw) * np.linalg.norm(shifted)
+    cos = float((a_DxTw * shifted).sum() / norm) if norm > 0 else -np.inf
+    if cos > best:
+      best, best_b = cos, shifted
+  return best, best_b
+
+
+def plot_recovery(w_true: np.ndarray, w_learned: np.ndarray,
+                  row_names: Sequence[str], path: str, title: str = '') -> str:
+  """Planted filters (top) above their best-matching learned filters
+  (bottom, shifted into alignment), with the shift-invariant cosine."""
+  k, d, _ = w_true.shape
+  fig, axes = plt.subplots(2, k, figsize=(2.2 * k, 4.2), squeeze=False,
+                           sharey=True)
+  colors = plt.get_cmap('tab10')
+  for i in range(k):
+    matches = [best_shift_match(w_true[i], w) for w in w_learned]
+    j = int(np.argmax([m[0] for m in matches]))
+    cos, aligned = matches[j]
+    _draw_filter(axes[0, i], w_true[i], row_names, colors, f'planted {i + 1}')
+    _draw_filter(axes[1, i], aligned, row_names, colors,
+                 f'learned W{j + 1}, cos {cos:.3f}')
+  return _finish(fig, axes, d, path, title, bottom=0.07)
