@@ -92,6 +92,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.unroll = 1                # lax.scan unroll factor (speed only)
   config.model.window_segments = 3       # 1-3 decoder scans with growing windows for
                                          #   the first l/2 steps (speed only)
+  config.model.remat = False             # recompute decoder steps in the backward pass
+                                         #   (less memory, more compute)
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 30           # passes over the training set (upper bound)
@@ -138,7 +140,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.coverage_size = 4
     config.model.dependence_length = 8
     config.model.window_segments = 1
-    config.train.num_epochs = 3
+    config.train.num_epochs = 2
     config.train.learning_rate = 1e-2
     config.train.patience = 2
     config.log_every = 4

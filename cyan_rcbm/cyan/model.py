@@ -130,7 +130,8 @@ class CyanRNN(nnx.Module):
                time_context: str = 'h', calendar_embed: int = 0,
                mask_active: bool = True, log_gap_eps: float = 1e-4,
                time_w_init: float = 0.1, time_b_init: float = 0.0,
-               unroll: int = 1, window_segments: int = 3, rngs: nnx.Rngs):
+               unroll: int = 1, window_segments: int = 3,
+               remat: bool = False, rngs: nnx.Rngs):
     if variant not in VARIANTS:
       raise errors.ConfigError(
           f'model.variant is {variant!r}; expected one of {VARIANTS}.')
@@ -161,6 +162,7 @@ class CyanRNN(nnx.Module):
     self.log_gap_eps = log_gap_eps
     self.unroll = unroll
     self.window_segments = window_segments
+    self.remat = remat
     self.calendar_embed = calendar_embed
     h, d, a, c = encoder_hidden, decoder_hidden, attention_size, coverage_size
     dense = nnx.initializers.lecun_normal()
@@ -329,8 +331,11 @@ class CyanRNN(nnx.Module):
     outs = []
     for lo, hi, w in _window_segments(n, win, self.window_segments):
       carry = grow(carry, w)
+      body = functools.partial(step, w)
+      if self.remat:  # keep only the carries per step; recompute the rest
+        body = jax.checkpoint(body, prevent_cse=False)
       carry, out = jax.lax.scan(
-          functools.partial(step, w), carry,
+          body, carry,
           jax.tree.map(lambda v, lo=lo, hi=hi: v[lo:hi], xs),
           unroll=self.unroll)
       if return_alignments:  # to the full window layout [steps, B, win]
@@ -419,7 +424,7 @@ def create_model(model_config, num_users: int, *, calendar: bool,
       calendar_embed=m.calendar_embed if calendar else 0,
       mask_active=m.mask_active, log_gap_eps=m.log_gap_eps,
       time_w_init=m.time_w_init * time_w_scale, time_b_init=time_b_init,
-      unroll=m.unroll, window_segments=m.window_segments,
+      unroll=m.unroll, window_segments=m.window_segments, remat=m.remat,
       rngs=nnx.Rngs(params=jax.random.key(seed)))
 
 

@@ -16,11 +16,12 @@ that a jitted step compiles once per bucket, never inside the loop:
                              row, -1 for a root, unknown or truncated parent.
 
 Cascades are grouped by bucket so that a batch holds cascades of similar
-length: one long cascade only lengthens its own batch. Training order is a
-pure function of `(seed, epoch)` (a resumed run replays it); evaluation order
-(`seed=None`) is fixed. `max_events = L > 0` keeps the last L events of each
-cascade; `CascadeBatcher.report` counts what that truncated. The last batch
-of a bucket is filled with empty rows (mask 0) to keep its shape.
+length: one long cascade only lengthens its own batch. A bucket's leftover
+cascades fill up the next (longer) batch, so only the last batch of a pass
+has empty rows (mask 0). Training order is a pure function of
+`(seed, epoch)` (a resumed run replays it); evaluation order (`seed=None`)
+is fixed. `max_events = L > 0` keeps the last L events of each cascade;
+`CascadeBatcher.report` counts what that truncated.
 """
 
 from __future__ import annotations
@@ -197,13 +198,15 @@ class CascadeBatcher:
             np.clip(max_batch_events // n, 1, self.batch_size))
         for n in self.bucket_lengths)
 
-    # Pre-padded per-bucket arrays; a batch is a row gather from these.
-    self._members = []
+    # Pre-padded per-bucket arrays; a batch gathers rows from these.
     self._arrays = []
+    self._row_in_bucket = np.zeros(len(dataset), np.int64)
     for b, n in enumerate(self.bucket_lengths):
       members = np.flatnonzero(self.bucket_of == b)
-      self._members.append(members)
+      self._row_in_bucket[members] = np.arange(len(members))
       self._arrays.append(self._pad_bucket(dataset, members, n))
+    self._eval_plan = None
+    self._eval_plan = self.plan()
     self.report = BatchingReport(
         num_cascades=len(dataset), num_events=int(keep.sum()),
         num_truncated=int(np.sum(raw_lengths > keep)),
@@ -242,49 +245,66 @@ class CascadeBatcher:
 
   def num_batches(self) -> int:
     """Batches per pass (the same for every epoch)."""
-    return int(sum(math.ceil(len(m) / r)
-                   for m, r in zip(self._members, self.rows)))
+    return len(self._eval_plan)
 
   def shapes(self) -> list[tuple[int, int]]:
     """The `(rows, length)` shapes the batches take."""
-    return [(r, n) for r, n, m in zip(self.rows, self.bucket_lengths,
-                                      self._members) if len(m)]
+    heads = sorted({b for b, _ in self._eval_plan})
+    return [(self.rows[b], self.bucket_lengths[b]) for b in heads]
 
   def plan(self, seed: int | None = None, epoch: int = 0
            ) -> list[tuple[int, np.ndarray]]:
-    """`(bucket, rows into that bucket)` per batch, in order.
+    """`(bucket, data-set indices)` per batch, in order.
+
+    Cascades are taken longest bucket first; a batch gets the rows of the
+    bucket of its first (longest) cascade and is filled with the next ones,
+    so only the last batch of the pass has empty rows (a bucket's leftovers
+    fill up the next batch, padded to the longer length).
 
     Args:
-      seed: None for the fixed evaluation order (buckets in length order,
-        cascades in data-set order); otherwise cascades are shuffled within
-        buckets and batches across buckets, a pure function of `(seed, epoch)`.
+      seed: None for the fixed evaluation order (data-set order within a
+        bucket); otherwise cascades are shuffled within buckets and the
+        batches shuffled, a pure function of `(seed, epoch)`.
       epoch: the epoch number.
     """
-    rng = None if seed is None else np.random.default_rng(
-        np.random.SeedSequence([int(seed), int(epoch)]))
-    plan = []
-    for b, members in enumerate(self._members):
-      order = np.arange(len(members))
-      if rng is not None:
-        order = rng.permutation(order)
-      rows = self.rows[b]
-      plan += [(b, order[i:i + rows]) for i in range(0, len(order), rows)]
-    if rng is not None:
-      plan = [plan[i] for i in rng.permutation(len(plan))]
+    if seed is None and getattr(self, '_eval_plan', None) is not None:
+      return self._eval_plan
+    n = len(self.bucket_of)
+    if seed is None:
+      order = np.lexsort((np.arange(n), -self.bucket_of))
+    else:
+      rng = np.random.default_rng(
+          np.random.SeedSequence([int(seed), int(epoch)]))
+      order = np.lexsort((rng.random(n), -self.bucket_of))
+    plan, i = [], 0
+    while i < n:
+      bucket = int(self.bucket_of[order[i]])
+      rows = self.rows[bucket]
+      plan.append((bucket, order[i:i + rows]))
+      i += rows
+    if seed is not None:
+      plan = [plan[j] for j in rng.permutation(len(plan))]
     return plan
 
-  def make_batch(self, bucket: int, rows: np.ndarray) -> Batch:
-    """Gathers `rows` of `bucket`, padded with empty rows to the bucket's size."""
-    arrays = self._arrays[bucket]
-    pad = self.rows[bucket] - len(rows)
+  def make_batch(self, bucket: int, members: np.ndarray) -> Batch:
+    """The cascades `members` (data-set indices) padded to `bucket`'s shape."""
+    n, rows = self.bucket_lengths[bucket], self.rows[bucket]
     out = {}
-    for key, value in arrays.items():
-      taken = value[rows]
-      if pad:
-        filler = np.full((pad,) + value.shape[1:],
-                         -1 if key in ('index', 'parents') else 0, value.dtype)
-        taken = np.concatenate([taken, filler])
-      out[key] = taken
+    for key, value in self._arrays[bucket].items():
+      fill = -1 if key in ('index', 'parents') else 0
+      out[key] = np.full((rows,) + (n,) * (key != 'index') + value.shape[2:],
+                         fill, value.dtype)
+    members = np.asarray(members)
+    source = self.bucket_of[members]
+    for b in np.unique(source):  # rows that come from (shorter) bucket b
+      pos = np.flatnonzero(source == b)
+      src = self._row_in_bucket[members[pos]]
+      width = self.bucket_lengths[b]
+      for key, value in self._arrays[b].items():
+        if key == 'index':
+          out[key][pos] = value[src]
+        else:
+          out[key][pos, :width] = value[src]
     return Batch(**out)
 
   def batches(self, seed: int | None = None, epoch: int = 0, start: int = 0
