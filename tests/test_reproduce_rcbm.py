@@ -1,0 +1,91 @@
+"""End-to-end test of scripts/reproduce_rcbm.py in its --tiny mode (planted
+data only, tiny models), including the resume path."""
+
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import pytest
+
+_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'scripts',
+                       'reproduce_rcbm.py')
+_spec = importlib.util.spec_from_file_location('reproduce_rcbm', _SCRIPT)
+reproduce_rcbm = importlib.util.module_from_spec(_spec)
+sys.modules['reproduce_rcbm'] = reproduce_rcbm  # dataclasses look it up
+_spec.loader.exec_module(reproduce_rcbm)
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('reproduce_rcbm'))
+  plan = reproduce_rcbm.make_plan(out, 'tiny')
+  return plan, reproduce_rcbm.reproduce(plan)
+
+
+def test_runtime_rows(tiny_run):
+  plan, results = tiny_run
+  with open(os.path.join(plan.results_dir, 'results.json')) as f:
+    blob = json.load(f)
+  rows = blob['runtime']
+  assert {r['model'] for r in rows} == set(reproduce_rcbm.MODELS)
+  for r in rows:
+    assert set(r) == set(reproduce_rcbm.ROW_KEYS)
+    assert r['dataset'] == 'planted' and r['n_train'] == 24 and r['rep'] == 0
+    assert r['seconds'] > 0 and math.isfinite(r['log_perplexity'])
+    assert r['num_params'] > 0
+  params = {r['model']: r['num_params'] for r in rows}
+  # SC and SSM are matched to RCBM: at least as many parameters.
+  assert params['rcbm_fs'] == params['rcbm_ls'] == 2 * (3 * 3 * 3 + 2)
+  assert params['sc'] >= params['rcbm_fs'] and params['ssm'] >= params[
+      'rcbm_fs']
+  assert blob['mode'] == 'tiny' and results['wall_seconds'] > 0
+
+
+def test_other_experiments_and_files(tiny_run):
+  plan, results = tiny_run
+  k = results['kselect']['planted']
+  for level in ('level1', 'level2'):
+    f_m = k[level]['cumulative_activation']
+    assert f_m[0] == 0 and f_m[-1] == pytest.approx(1.0)
+    assert k[level]['bic']['num_filters'] == [2, 3]
+  auc = results['anomalies']['planted']['auc']
+  assert set(auc) == {'rcbm', 'cbm_level1', 'sc', 'ssm', 'volume', 'peak'}
+  assert all(0 <= v['all'] <= 1 for v in auc.values())
+  assert len(results['anomalies']['real']['lowest_probability']) == 10
+  rows = results['forecast']['rows']
+  assert {(r['model'], r['features']) for r in rows if r['model'] != 'mean'
+          } == {(m, f) for m in ('var', 'svr') for f in
+                ('raw', 'h1', 'h2', 'h1+h2', 'h1^2')}
+  for name in ('results.md', 'runtime_planted.png', 'fsls.png',
+               'filters_level1.png', 'filters_level2.png',
+               'kselect_planted_level1.png', 'anomalies_planted.png'):
+    assert os.path.getsize(os.path.join(plan.results_dir, name)) > 0, name
+  with open(os.path.join(plan.results_dir, 'results.md')) as f:
+    md = f.read()
+  assert "## The paper's claims and ours" in md and 'SSM' in md
+
+
+def test_rerun_reuses_every_cached_cell(tiny_run, monkeypatch):
+  plan, results = tiny_run
+
+  def fail(*args, **kwargs):
+    raise AssertionError('a finished cell was recomputed')
+
+  monkeypatch.setattr(reproduce_rcbm, 'CELL_FITS',
+                      {m: fail for m in reproduce_rcbm.MODELS})
+  monkeypatch.setattr(reproduce_rcbm.cbm, 'fit_cbm', fail)
+  again = reproduce_rcbm.reproduce(
+      reproduce_rcbm.make_plan(plan.out_dir, 'tiny',
+                               experiments=('runtime', 'fsls', 'kselect',
+                                            'forecast')))
+  assert again['runtime']['rows'] == results['runtime']['rows']
+  assert again['forecast']['rows'] == results['forecast']['rows']
+
+
+def test_plan_errors():
+  with pytest.raises(ValueError, match='mode'):
+    reproduce_rcbm.make_plan('/tmp/x', 'huge')
+  with pytest.raises(ValueError, match='unknown experiments'):
+    reproduce_rcbm.make_plan('/tmp/x', 'tiny', experiments=('nope',))
