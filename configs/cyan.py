@@ -68,9 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.batching = ml_collections.ConfigDict()
   config.batching.batch_size = 128       # cascades per training batch (paper: 128)
   config.batching.eval_batch_size = 256  # cascades per evaluation batch
-  config.batching.bucket_lengths = ()    # padded lengths; () = min_bucket * growth^i
-  config.batching.min_bucket = 8         # shortest padded length (events)
-  config.batching.bucket_growth = 2.0    # ratio between consecutive bucket lengths
+  config.batching.bucket_lengths = ()    # padded lengths (events); () = derived:
+  config.batching.min_bucket = 8         #   from this shortest length, in steps of 4
+  config.batching.fine_until = 32        #   up to this length (attention work grows as
+  config.batching.bucket_growth = 2.0    #   length^2 there), then times this factor
   config.batching.max_batch_events = 0   # >0: rows of a length-N bucket = min(batch, this // N)
 
   config.model = ml_collections.ConfigDict()
@@ -110,6 +111,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg in _REAL:
     config.data.time_scale = 3600.0      # seconds -> hours
     config.batching.max_batch_events = 8192  # bounds memory of long cascades
+    config.batching.fine_until = 0       # long-tailed lengths: fewer shapes
     config.model.embed_dim = 20
     config.model.encoder_hidden = 20
     config.model.decoder_hidden = 10
@@ -119,10 +121,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.num_epochs = 200
     config.train.patience = 10
     config.log_every = 20
-  if arg in _SYNTHETIC:
-    # 32 users, so no cascade exceeds 32 events: fine buckets halve the
-    # padding and the attention work of (8, 16, 32) for 7 compiled shapes.
-    config.batching.bucket_lengths = (8, 12, 16, 20, 24, 28, 32)
   if arg.startswith('cyanrnn_'):
     config.data.split = 'given'          # the authors' train/val/test files
   if arg == 'topolstm_twitter':

@@ -64,6 +64,15 @@ def test_a_long_cascade_does_not_lengthen_other_batches():
   assert sorted(len(k) for k in lengths) == [13, 16, 16, 16]
 
 
+def test_default_bucket_lengths():
+  assert batching.bucket_lengths_for(28, 8, 2.0, fine_until=32) == (
+      8, 12, 16, 20, 24, 28)
+  assert batching.bucket_lengths_for(100, 8, 2.0, fine_until=16) == (
+      8, 12, 16, 32, 64, 128)
+  assert batching.bucket_lengths_for(100, 8, 1.5) == (8, 12, 20, 32, 48, 72,
+                                                      112)
+
+
 def test_max_batch_events_bounds_rows_of_long_buckets():
   data = _dataset([5] * 10 + [300])
   batcher = batching.CascadeBatcher(data, batch_size=16,

@@ -69,7 +69,7 @@ def make_batchers(config: ml_collections.ConfigDict,
     if config.data.max_events:
       longest = min(longest, config.data.max_events)
     buckets = batching.bucket_lengths_for(longest, b.min_bucket,
-                                          b.bucket_growth)
+                                          b.bucket_growth, b.fine_until)
   out = []
   for name, data in splits.items():
     if not len(data):

@@ -98,10 +98,12 @@ def calendar_fields(timestamps: np.ndarray) -> np.ndarray:
 
 
 def bucket_lengths_for(max_length: int, min_bucket: int = 8,
-                       growth: float = 2.0) -> tuple[int, ...]:
-  """Bucket lengths `min_bucket, ~min_bucket*growth, ...` up to `max_length`.
+                       growth: float = 2.0, fine_until: int = 0
+                       ) -> tuple[int, ...]:
+  """Bucket lengths from `min_bucket` up to (at least) `max_length`.
 
-  Lengths are multiples of 4 (of 8 from 32 on); the last one is >= max_length.
+  Steps of 4 events while below `fine_until`, then a factor `growth`
+  (rounded up to a multiple of 4, of 8 from 32 on).
   """
   if min_bucket < 1 or growth <= 1.0:
     raise errors.ConfigError(
@@ -109,6 +111,9 @@ def bucket_lengths_for(max_length: int, min_bucket: int = 8,
         f'{min_bucket}, {growth}.')
   out = [int(min_bucket)]
   while out[-1] < max_length:
+    if out[-1] < fine_until:
+      out.append(out[-1] + 4)
+      continue
     step = 8 if out[-1] >= 32 else 4
     out.append(max(out[-1] + step,
                    int(math.ceil(out[-1] * growth / step) * step)))
@@ -150,7 +155,8 @@ class CascadeBatcher:
     bucket_lengths: padded lengths to use (default: `bucket_lengths_for` the
       longest cascade with `min_bucket`, `bucket_growth`). A cascade longer
       than the largest bucket is an error.
-    min_bucket, bucket_growth: the default bucket lengths.
+    min_bucket, bucket_growth, fine_until: the default bucket lengths
+      (`bucket_lengths_for`).
     max_batch_events: if > 0, a bucket of length N gets
       `clip(max_batch_events // N, 1, batch_size)` rows instead of
       `batch_size`, which bounds the memory of batches of long cascades.
@@ -161,7 +167,8 @@ class CascadeBatcher:
                max_events: int = 0,
                bucket_lengths: Sequence[int] | None = None,
                min_bucket: int = 8, bucket_growth: float = 2.0,
-               max_batch_events: int = 0, calendar: bool = True):
+               fine_until: int = 0, max_batch_events: int = 0,
+               calendar: bool = True):
     if batch_size < 1:
       raise errors.ConfigError(f'batch_size must be >= 1; got {batch_size}.')
     if max_events < 0 or max_events == 1:
@@ -184,7 +191,7 @@ class CascadeBatcher:
     self.lengths = keep
     if bucket_lengths is None:
       bucket_lengths = bucket_lengths_for(int(keep.max()), min_bucket,
-                                          bucket_growth)
+                                          bucket_growth, fine_until)
     self.bucket_lengths = tuple(sorted(int(b) for b in bucket_lengths))
     if keep.max() > self.bucket_lengths[-1]:
       raise errors.ConfigError(
