@@ -29,6 +29,9 @@ cascade of the data set a row holds, -1 for an empty padding row):
 
 Arrays may be numpy or jax; values at positions without a next event are
 ignored. `evaluate` returns `metrics.compute_metrics`'s dict (see there).
+`ModelPredictor` (CYAN-RNN / RMTPP) also has `predict_scored`, which fuses
+prediction and scoring into one compiled call; `evaluate` uses it when a
+predictor has it.
 """
 
 from __future__ import annotations
@@ -53,10 +56,9 @@ class Predictor(Protocol):
     ...
 
 
-@functools.partial(jax.jit, static_argnames=('exclude_active',))
-def _score_batch(scores_BxNxU, gap_BxN, nll_BxN, extras, users_BxN, mask_BxN,
-                 exclude_active=True):
-  """Ranks and masked sums of one batch in one dispatch (None passes through)."""
+def _score(scores_BxNxU, gap_BxN, nll_BxN, extras, users_BxN, mask_BxN,
+           exclude_active=True):
+  """Ranks and masked sums of one batch (None passes through)."""
   out = {}
   if scores_BxNxU is not None:
     out['greater'], out['ties'], _ = metrics.target_ranks(
@@ -69,6 +71,9 @@ def _score_batch(scores_BxNxU, gap_BxN, nll_BxN, extras, users_BxN, mask_BxN,
   out['extras'] = {k: jnp.sum(jnp.where(has_next, v, 0.0))
                    for k, v in extras.items()}
   return out
+
+
+_score_batch = jax.jit(_score, static_argnames=('exclude_active',))
 
 
 def _next_gaps(batch: batching.Batch) -> np.ndarray:
@@ -100,10 +105,14 @@ def evaluate(predictor: Predictor,
     batcher = batching.CascadeBatcher(data, batch_size=batch_size,
                                       max_events=max_events)
   parts = []  # device arrays, fetched at the end (keeps dispatch async)
+  fused = getattr(predictor, 'predict_scored', None)
   for batch in batcher.batches():
-    out = tuple(predictor.predict(batch)) + (None, {})
-    scored = _score_batch(out[0], out[1], out[2], out[3] or {}, batch.users,
-                          batch.mask, exclude_active=exclude_active)
+    if fused is not None:  # prediction and scoring in one compiled call
+      scored = fused(batch, exclude_active)
+    else:
+      out = tuple(predictor.predict(batch)) + (None, {})
+      scored = _score_batch(out[0], out[1], out[2], out[3] or {}, batch.users,
+                            batch.mask, exclude_active=exclude_active)
     parts.append((batch, scored))
   cols = {k: [] for k in ('index', 'position', 'rank', 'ties', 'pred_gap',
                           'true_gap', 'nll', 'mask')}
@@ -154,15 +163,28 @@ def model_inputs(batch: batching.Batch) -> tuple:
   return batch.users, batch.gaps, batch.mask, batch.calendar
 
 
+def _model_predict(graphdef, params, users, gaps, mask, calendar):
+  model = nnx.merge(graphdef, params)
+  out = model(users, gaps, mask, calendar)
+  user_nll, time_nll, _ = model_lib.event_nll(out, users, gaps, mask)
+  return (out.log_probs, tpp.expected_gap(out.b, out.w),
+          user_nll + time_nll, user_nll, time_nll)
+
+
 @functools.lru_cache(maxsize=None)
 def _jitted_predict(graphdef):
-  def predict(params, users, gaps, mask, calendar):
-    model = nnx.merge(graphdef, params)
-    out = model(users, gaps, mask, calendar)
-    user_nll, time_nll, _ = model_lib.event_nll(out, users, gaps, mask)
-    return (out.log_probs, tpp.expected_gap(out.b, out.w),
-            user_nll + time_nll, user_nll, time_nll)
-  return jax.jit(predict)
+  return jax.jit(functools.partial(_model_predict, graphdef))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_scored(graphdef, exclude_active: bool):
+  def scored(params, users, gaps, mask, calendar):
+    log_probs, gap, nll, user_nll, time_nll = _model_predict(
+        graphdef, params, users, gaps, mask, calendar)
+    return _score(log_probs, gap, nll, {'user_nll_per_event': user_nll,
+                                        'time_nll_per_event': time_nll},
+                  users, mask, exclude_active)
+  return jax.jit(scored)
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,6 +211,11 @@ class ModelPredictor:
         self.params, *model_inputs(batch))
     return log_probs, gap, nll, {'user_nll_per_event': user_nll,
                                  'time_nll_per_event': time_nll}
+
+  def predict_scored(self, batch: batching.Batch, exclude_active: bool):
+    """`predict` and the evaluator's scoring fused in one compiled call."""
+    return _jitted_scored(self.graphdef, bool(exclude_active))(
+        self.params, *model_inputs(batch))
 
   def alignments(self, batch: batching.Batch) -> jax.Array:
     """alpha [B, N, L] (window layout, see `analysis.alignments_to_absolute`)."""

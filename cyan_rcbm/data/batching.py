@@ -189,7 +189,7 @@ class CascadeBatcher:
     keep = raw_lengths if not max_events else np.minimum(raw_lengths,
                                                          max_events)
     self.lengths = keep
-    if bucket_lengths is None:
+    if not bucket_lengths:  # None or empty: derive from the data
       bucket_lengths = bucket_lengths_for(int(keep.max()), min_bucket,
                                           bucket_growth, fine_until)
     self.bucket_lengths = tuple(sorted(int(b) for b in bucket_lengths))
