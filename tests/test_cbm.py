@@ -7,6 +7,7 @@ import pytest
 
 from cyan_rcbm.data.planted import convolve, make_planted
 from cyan_rcbm.errors import ConfigError
+from cyan_rcbm.errors import DataError
 from cyan_rcbm.rcbm import cbm
 from cyan_rcbm.rcbm import ops
 from cyan_rcbm.rcbm import plots
@@ -163,8 +164,26 @@ def test_mle_penalty_collapse_is_reported():
   assert np.all(fit.h == 0)
 
 
+def test_float64_under_x64():
+  with jax.enable_x64(True):
+    x_np = _random_problem(9, n=12).astype(np.float64)
+    fit = cbm.fit_cbm(x_np, 2, 4, max_iters=4, tol=0.0)
+    assert fit.params.w.dtype == np.float64 and fit.h.dtype == np.float64
+    objs = [h['objective'] for h in fit.history]
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(objs, objs[1:]))
+  assert not jax.config.jax_enable_x64
+
+
 def test_bad_arguments():
   x_np = _random_problem(8, n=5, t=6)
+  bad = x_np.copy()
+  bad[2, 1, 3] = np.inf
+  with pytest.raises(DataError, match=r'x\[2, 1, 3\] is inf'):
+    cbm.fit_cbm(bad, 2, 3)
+  with pytest.raises(DataError, match='rank 2'):
+    cbm.fit_cbm(x_np[0], 2, 3)
+  with pytest.raises(DataError, match='empty sample set'):
+    cbm.fit_cbm(x_np[:0], 2, 3)
   with pytest.raises(ConfigError, match='filter_length 9'):
     cbm.fit_cbm(x_np, 2, 9)
   with pytest.raises(ConfigError, match='num_filters'):

@@ -94,6 +94,7 @@ from absl import logging
 from jax import lax
 
 from cyan_rcbm import errors
+from cyan_rcbm.data import dynamics as dynamics_lib
 from cyan_rcbm.rcbm import fista
 from cyan_rcbm.rcbm import ops
 
@@ -130,7 +131,7 @@ class SolverConfig:
   """
   step: str = 'fixed'
   penalty: str = 'fixed'
-  lam: float = 1.0
+  lam: float = 0.3
   warmup_iters: int = 10
   w_steps: int = 1
   alpha: float = 1.0
@@ -642,8 +643,11 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
     A `FitResult`.
 
   Raises:
+    DataError: x is not a finite, non-empty [n, D, T] array.
+    ConfigError: filter_length or num_filters out of range.
     FloatingPointError: the objective became NaN or infinite.
   """
+  dynamics_lib.validate_dynamics(x_NxDxT)
   x_np = np.asarray(x_NxDxT)
   n, d, t = x_np.shape
   if not 1 <= filter_length <= t:
