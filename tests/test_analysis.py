@@ -83,6 +83,8 @@ def test_network_inference_recovers_true_parents():
   assert report['parent_accuracy_previous_event'] == pytest.approx(1 / 5)
   assert counts[0, 1] == 6 and counts[3, 5] == 6 and counts[1, 2] == 0
   assert report['precision'] == 1.0 and report['recall'] == 5 / 6
+  # against the pairs the cascades used (the 5 tree edges): all recovered.
+  assert report['parents_f1'] == 1.0 and report['parents_pr_auc'] == 1.0
   assert report['f1'] == pytest.approx(2 * (5 / 6) / (1 + 5 / 6))
   chain = analysis.collect_alignments(_FixedAttention(False), batcher)
   chain_report, _ = analysis.infer_network(chain, 6, data.edges)

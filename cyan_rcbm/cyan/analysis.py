@@ -10,9 +10,11 @@
   graph: precision, recall and F1 at the best threshold, and the area under
   the precision-recall curve (average precision over all thresholds, pairs
   ranked by count). Candidate pairs are ordered pairs of distinct users that
-  occur in the cascades. With true parents (synthetic data), also the
-  fraction of events whose most-attended event is the true parent, next to
-  the same fraction for the "previous event" guess.
+  occur in the cascades. With true parents (synthetic data), the same
+  against the (parent user -> user) pairs the cascades actually used
+  (`parents_*` keys), and the fraction of events whose most-attended event
+  is the true parent, next to the same fraction for the "previous event"
+  guess.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class AttentionParents:
   parent_user: np.ndarray   # its user
   child_user: np.ndarray    # u_{k+1}
   true_parent: np.ndarray | None  # true parent event of k+1 (-1 unknown)
+  true_parent_user: np.ndarray | None  # its user (-1 unknown)
   alignments: dict[int, np.ndarray]  # cascade index -> alpha [N, N]
 
 
@@ -57,7 +60,7 @@ def collect_alignments(predictor, batcher: batching.CascadeBatcher,
     keep: data-set indices of cascades whose full matrices are returned.
   """
   cols = {k: [] for k in ('index', 'position', 'parent_event', 'parent_user',
-                          'child_user', 'true_parent')}
+                          'child_user', 'true_parent', 'true_parent_user')}
   kept = {}
   for batch in batcher.batches():
     alpha = np.asarray(predictor.alignments(batch))
@@ -78,6 +81,9 @@ def collect_alignments(predictor, batcher: batching.CascadeBatcher,
     cols['parent_user'].append(batch.users[rows, np.maximum(parent, 0)][has_next])
     cols['child_user'].append(child[has_next])
     cols['true_parent'].append(true_parent[has_next])
+    cols['true_parent_user'].append(np.where(
+        true_parent >= 0, batch.users[rows, np.maximum(true_parent, 0)],
+        -1)[has_next])
     for r, i in enumerate(batch.index):
       if i in keep:
         m = int(batch.mask[r].sum())
@@ -89,6 +95,7 @@ def collect_alignments(predictor, batcher: batching.CascadeBatcher,
       **{k: flat[k] for k in ('index', 'position', 'parent_event',
                               'parent_user', 'child_user')},
       true_parent=flat['true_parent'] if batcher.parents else None,
+      true_parent_user=flat['true_parent_user'] if batcher.parents else None,
       alignments=kept)
 
 
@@ -153,30 +160,45 @@ def infer_network(parents: AttentionParents, num_users: int,
         parents.position[known] == parents.true_parent[known])) if (
             known.any()) else None
     report['num_events_with_parent'] = int(known.sum())
+  seen = np.zeros(num_users, bool)
+  seen[parents.parent_user] = True
+  seen[parents.child_user] = True
+  users = np.flatnonzero(seen)
   if edges is not None and len(edges):
     truth = np.zeros((num_users, num_users), bool)
     truth[edges[:, 0], edges[:, 1]] = True
-    seen = np.zeros(num_users, bool)
-    seen[parents.parent_user] = True
-    seen[parents.child_user] = True
-    users = np.flatnonzero(seen)
-    sub_counts = counts[np.ix_(users, users)]
-    sub_truth = truth[np.ix_(users, users)]
-    off = ~np.eye(len(users), dtype=bool)
-    curve = pr_curve(sub_counts[off], sub_truth[off])
-    best = curve['best']
-    report.update(
-        threshold=float(curve['thresholds'][best]),
-        precision=float(curve['precision'][best]),
-        recall=float(curve['recall'][best]),
-        f1=float(curve['f1'][best]),
-        pr_auc=curve['average_precision'],
-        num_users=int(len(users)),
-        num_true_edges=int(sub_truth[off].sum()),
-        num_inferred_edges=int((sub_counts[off] >= curve['thresholds'][best]
-                                ).sum()),
-        edge_density=float(sub_truth[off].mean()) if off.any() else None)
+    report.update(_against(counts, truth, users))
+  if parents.true_parent_user is not None:
+    # the diffusion network the cascades actually used: true (parent user ->
+    # user) pairs.
+    known = parents.true_parent_user >= 0
+    truth = np.zeros((num_users, num_users), bool)
+    truth[parents.true_parent_user[known], parents.child_user[known]] = True
+    report.update({f'parents_{k}': v for k, v in
+                   _against(counts, truth, users).items()
+                   if k not in ('num_users', 'edge_density')})
   return report, counts
+
+
+def _against(counts: np.ndarray, truth: np.ndarray, users: np.ndarray
+             ) -> dict[str, Any]:
+  """Best-F1 point and PR-AUC of `counts` as edge scores against `truth`."""
+  sub_counts = counts[np.ix_(users, users)]
+  sub_truth = truth[np.ix_(users, users)]
+  off = ~np.eye(len(users), dtype=bool)
+  curve = pr_curve(sub_counts[off], sub_truth[off])
+  best = curve['best']
+  return dict(
+      threshold=float(curve['thresholds'][best]),
+      precision=float(curve['precision'][best]),
+      recall=float(curve['recall'][best]),
+      f1=float(curve['f1'][best]),
+      pr_auc=curve['average_precision'],
+      num_users=int(len(users)),
+      num_true_edges=int(sub_truth[off].sum()),
+      num_inferred_edges=int((sub_counts[off] >= curve['thresholds'][best]
+                              ).sum()),
+      edge_density=float(sub_truth[off].mean()) if off.any() else None)
 
 
 def _chosen_cascades(data: types.CascadeDataset, count: int) -> tuple[int, ...]:
