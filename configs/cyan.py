@@ -112,11 +112,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.time_scale = 3600.0      # seconds -> hours
     config.batching.max_batch_events = 8192  # bounds memory of long cascades
     config.batching.fine_until = 0       # long-tailed lengths: fewer shapes
-    config.model.embed_dim = 20
-    config.model.encoder_hidden = 20
-    config.model.decoder_hidden = 10
-    config.model.attention_size = 10
-    config.model.dependence_length = 200
+    config.model.update(embed_dim=20, encoder_hidden=20, decoder_hidden=10,
+                        attention_size=10, dependence_length=200)
     config.train.learning_rate = 1e-4
     config.train.num_epochs = 200
     config.train.patience = 10
@@ -131,13 +128,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batching.batch_size = 16
     config.batching.eval_batch_size = 32
     config.batching.bucket_lengths = (32,)
-    config.model.embed_dim = 8
-    config.model.encoder_hidden = 8
-    config.model.decoder_hidden = 8
-    config.model.attention_size = 8
-    config.model.coverage_size = 4
-    config.model.dependence_length = 8
-    config.model.window_segments = 1
+    config.model.update(embed_dim=8, encoder_hidden=8, decoder_hidden=8,
+                        attention_size=8, coverage_size=4, dependence_length=8,
+                        window_segments=1)
     config.train.num_epochs = 2
     config.train.learning_rate = 1e-2
     config.train.patience = 2
