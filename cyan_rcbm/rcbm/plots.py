@@ -107,14 +107,17 @@ def plot_fit_histograms(sq_err: np.ndarray, l1: np.ndarray, sigma: float,
   e = np.sqrt(np.maximum(np.asarray(sq_err, np.float64), 0))
   a = np.asarray(l1, np.float64)
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
-  ax1.hist(e, bins=40, density=True, color='0.75')
-  grid = np.linspace(0, max(e.max(), 3 * sigma), 200)
+  # Axes end at the 99th percentile (heavy tails would squash the view).
+  top = max(float(np.quantile(e, 0.99)), 3 * sigma)
+  ax1.hist(e, bins=np.linspace(0, top, 41), density=True, color='0.75')
+  grid = np.linspace(0, top, 200)
   ax1.plot(grid, math.sqrt(2 / math.pi) / sigma * np.exp(
       -grid ** 2 / (2 * sigma ** 2)), 'r-', label=f'half-normal sigma={sigma:.3g}')
   ax1.set_xlabel('per-sample error ||X - sum_k W_k (x) h_k||_F')
   ax1.legend(fontsize=7)
-  ax2.hist(a, bins=40, density=True, color='0.75')
-  grid = np.linspace(0, max(a.max(), 3 * beta), 200)
+  top = max(float(np.quantile(a, 0.99)), 3 * beta)
+  ax2.hist(a, bins=np.linspace(0, top, 41), density=True, color='0.75')
+  grid = np.linspace(0, top, 200)
   ax2.plot(grid, np.exp(-grid / beta) / beta, 'r-',
            label=f'exponential beta={beta:.3g}')
   ax2.set_xlabel('per-sample activation sum_k ||h_k||_1')
