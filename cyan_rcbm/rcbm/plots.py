@@ -62,7 +62,11 @@ def _finish(fig, axes, num_rows, path, title, bottom):
              fontsize=7, frameon=False)
   if title:
     fig.suptitle(title, fontsize=9)
-  fig.tight_layout(rect=(0, bottom, 1, 0.95))
+  return _save(fig, path, rect=(0, bottom, 1, 0.95))
+
+
+def _save(fig, path, rect=None):
+  fig.tight_layout(rect=rect)
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
@@ -95,10 +99,7 @@ def plot_k_selection(cumulative_F: np.ndarray, k_selected: int, path: str,
     ax.legend(fontsize=7, loc='lower right')
   if title:
     ax.set_title(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save(fig, path)
 
 
 def plot_fit_histograms(sq_err: np.ndarray, l1: np.ndarray, sigma: float,
@@ -107,27 +108,29 @@ def plot_fit_histograms(sq_err: np.ndarray, l1: np.ndarray, sigma: float,
   e = np.sqrt(np.maximum(np.asarray(sq_err, np.float64), 0))
   a = np.asarray(l1, np.float64)
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
-  # Axes end at the 99th percentile (heavy tails would squash the view).
-  top = max(float(np.quantile(e, 0.99)), 3 * sigma)
-  ax1.hist(e, bins=np.linspace(0, top, 41), density=True, color='0.75')
-  grid = np.linspace(0, top, 200)
-  ax1.plot(grid, math.sqrt(2 / math.pi) / sigma * np.exp(
-      -grid ** 2 / (2 * sigma ** 2)), 'r-', label=f'half-normal sigma={sigma:.3g}')
-  ax1.set_xlabel('per-sample error ||X - sum_k W_k (x) h_k||_F')
-  ax1.legend(fontsize=7)
-  top = max(float(np.quantile(a, 0.99)), 3 * beta)
-  ax2.hist(a, bins=np.linspace(0, top, 41), density=True, color='0.75')
-  grid = np.linspace(0, top, 200)
-  ax2.plot(grid, np.exp(-grid / beta) / beta, 'r-',
-           label=f'exponential beta={beta:.3g}')
-  ax2.set_xlabel('per-sample activation sum_k ||h_k||_1')
-  ax2.legend(fontsize=7)
+  _hist_with_pdf(
+      ax1, e, 3 * sigma,
+      lambda g: math.sqrt(2 / math.pi) / sigma * np.exp(-g ** 2 /
+                                                        (2 * sigma ** 2)),
+      f'half-normal sigma={sigma:.3g}',
+      'per-sample error ||X - sum_k W_k (x) h_k||_F')
+  _hist_with_pdf(ax2, a, 3 * beta, lambda g: np.exp(-g / beta) / beta,
+                 f'exponential beta={beta:.3g}',
+                 'per-sample activation sum_k ||h_k||_1')
   if title:
     fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save(fig, path)
+
+
+def _hist_with_pdf(ax, values, min_top, pdf, label, xlabel):
+  """Density histogram with a fitted pdf; the axis ends at the 99th
+  percentile (heavy tails would squash the view)."""
+  top = max(float(np.quantile(values, 0.99)), min_top)
+  ax.hist(values, bins=np.linspace(0, top, 41), density=True, color='0.75')
+  grid = np.linspace(0, top, 200)
+  ax.plot(grid, pdf(grid), 'r-', label=label)
+  ax.set_xlabel(xlabel)
+  ax.legend(fontsize=7)
 
 
 def write_all(workdir: str, model, acts_train, level_results) -> list[str]:
