@@ -1,25 +1,18 @@
-"""End-to-end test of scripts/reproduce_cyan.py in its --tiny mode.
+"""End-to-end test of cyan_rcbm.experiments.reproduce_cyan.py in its --tiny mode.
 
 2 data sets (a generated synthetic set with a graph, the authors' set without
 one) x all 8 models x 1 seed, tiny models and one epoch.
 """
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import pytest
 
 from cyan_rcbm import errors
+from cyan_rcbm.experiments import reproduce_cyan
 
-_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'scripts',
-                       'reproduce_cyan.py')
-_spec = importlib.util.spec_from_file_location('reproduce_cyan', _SCRIPT)
-reproduce_cyan = importlib.util.module_from_spec(_spec)
-sys.modules['reproduce_cyan'] = reproduce_cyan  # dataclasses look it up
-_spec.loader.exec_module(reproduce_cyan)
 
 _USER = ('acc@1', 'acc@5', 'mrr', 'hits@10', 'hits@50', 'hits@100', 'map@10',
          'map@50', 'map@100')

@@ -1,20 +1,13 @@
-"""End-to-end test of scripts/reproduce_rcbm.py in its --tiny mode (planted
+"""End-to-end test of cyan_rcbm.experiments.reproduce_rcbm.py in its --tiny mode (planted
 data only, tiny models), including the resume path."""
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import pytest
 
-_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'scripts',
-                       'reproduce_rcbm.py')
-_spec = importlib.util.spec_from_file_location('reproduce_rcbm', _SCRIPT)
-reproduce_rcbm = importlib.util.module_from_spec(_spec)
-sys.modules['reproduce_rcbm'] = reproduce_rcbm  # dataclasses look it up
-_spec.loader.exec_module(reproduce_rcbm)
+from cyan_rcbm.experiments import reproduce_rcbm
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +44,8 @@ def test_other_experiments_and_files(tiny_run):
     assert f_m[0] == 0 and f_m[-1] == pytest.approx(1.0)
     assert k[level]['bic']['num_filters'] == [2, 3]
   auc = results['anomalies']['planted']['auc']
-  assert set(auc) == {'rcbm', 'cbm_level1', 'sc', 'ssm', 'volume', 'peak'}
+  assert set(auc) == {'rcbm', 'cbm_level1', 'rcbm_error_only', 'sc', 'ssm',
+                      'volume', 'peak'}
   assert all(0 <= v['all'] <= 1 for v in auc.values())
   assert len(results['anomalies']['real']['lowest_probability']) == 10
   rows = results['forecast']['rows']

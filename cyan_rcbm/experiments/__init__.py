@@ -1,0 +1,1 @@
+"""The papers' experiments: plans, runs and reports behind scripts/reproduce_*."""
