@@ -14,7 +14,6 @@ arrays `extra_*` (e.g. `extra_later_events`, a forecasting target); read it
 with `cyan_rcbm.data.dynamics.read_dynamics` / `read_extras`.
 """
 
-import dataclasses
 import os
 import time
 
@@ -25,7 +24,6 @@ from cyan_rcbm.data import cascade_dynamics
 from cyan_rcbm.data import dynamics
 from cyan_rcbm.data import higgs
 from cyan_rcbm.data import readers
-from cyan_rcbm.data import registry
 from cyan_rcbm.data import synthetic
 
 _SHIPPED = ('android', 'christianity', 'topolstm_twitter')
@@ -50,26 +48,6 @@ _SYNTHETIC_HORIZON = flags.DEFINE_float(
     'the window of their samples.')
 
 
-def _read_shipped(name: str):
-  """All files of a shipped set, one vocab, repeats kept, graph attached."""
-  builtin = registry.BUILTIN[name]
-  root = registry.data_root()
-  options = readers.ReadOptions(min_length=1, duplicate_users='keep',
-                                lenient=builtin.lenient,
-                                graph_direction=_GRAPH_DIRECTION.value)
-  vocab, cascades, dataset = {}, [], None
-  keys = list(builtin.files)
-  for k in keys:
-    graph = os.path.join(root, builtin.graph) if k == keys[-1] else None
-    dataset, _ = readers.read_cascades(
-        os.path.join(root, builtin.files[k]), builtin.format, vocab=vocab,
-        graph_path=graph, options=options)
-    prefix = f'{k}:' if len(keys) > 1 else ''  # ids may repeat across files
-    cascades += [dataclasses.replace(c, id=prefix + c.id)
-                 for c in dataset.cascades]
-  return dataclasses.replace(dataset, cascades=tuple(cascades), source=name)
-
-
 def _build(name: str, cache: dict):
   """(Dynamics, extras) of one set."""
   if name in ('higgs_target', 'higgs_window'):
@@ -81,7 +59,9 @@ def _build(name: str, cache: dict):
                             activity=cache['higgs'])
     return s.dynamics, s.extras()
   if name in _SHIPPED:
-    dataset, horizon = _read_shipped(name), None  # None: median duration
+    dataset = cascade_dynamics.read_pooled_set(
+        name, graph_direction=_GRAPH_DIRECTION.value)
+    horizon = None  # the median duration
   elif name in _SYNTHETIC:
     network, delay = name.split('_')[1:]
     dataset = synthetic.make_synthetic(

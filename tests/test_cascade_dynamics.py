@@ -1,12 +1,10 @@
 """Tests for cyan_rcbm.data.cascade_dynamics (SPEC B8)."""
 
-import collections
-
 import numpy as np
 import pytest
-from scipy import sparse
 
 from cyan_rcbm.data import cascade_dynamics as cd
+from cyan_rcbm.data import graph_features
 from cyan_rcbm.data.types import Cascade, CascadeDataset
 from cyan_rcbm.errors import ConfigError, DataError
 
@@ -71,7 +69,7 @@ def test_follower_direction_matters():
 
 
 def test_history_and_late_events_in_event_features():
-  graph = cd.social_graph(np.array([[0, 1], [1, 2]]), 3, symmetric=True)
+  graph = graph_features.social_graph(np.array([[0, 1], [1, 2]]), 3, symmetric=True)
   # One sample: user 0 in the history (bin -1), then 1 and 0 again, then a
   # late event of 2 that must be ignored.
   x = cd.event_features(np.array([0, 4]), np.array([0, 1, 0, 2]),
@@ -85,81 +83,6 @@ def test_history_and_late_events_in_event_features():
   assert got['lcc_size'] == [2, 2] and got['diameter'] == [1, 1]
 
 
-def _bfs_lcc_diameter(adj_list):
-  """Brute force: (LCC size, max diameter over the largest components)."""
-  ecc, comp = {}, {}
-  for s in adj_list:
-    dist = {s: 0}
-    queue = collections.deque([s])
-    while queue:
-      u = queue.popleft()
-      for v in adj_list[u]:
-        if v not in dist:
-          dist[v] = dist[u] + 1
-          queue.append(v)
-    ecc[s], comp[s] = max(dist.values()), len(dist)
-  if not comp:
-    return 0, 0
-  lcc = max(comp.values())
-  return lcc, max(e for s, e in ecc.items() if comp[s] == lcc)
-
-
-def _csr(n, i, j):
-  m = sparse.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-  m = (m + m.T).tocsr()
-  m.sort_indices()
-  return m.indptr, m.indices, {u: list(m[u].indices) for u in range(n)}
-
-
-@pytest.mark.parametrize('seed', [0, 1, 2])
-def test_diameter_solvers_against_brute_force(seed):
-  rng = np.random.default_rng(seed)
-  n = 60
-  # A random tree (sweeps are exact on trees) and a random graph with extra
-  # edges (a few components).
-  parent = np.array([rng.integers(0, k) for k in range(1, n)])
-  indptr, indices, lists = _csr(n, parent, np.arange(1, n))
-  want = _bfs_lcc_diameter(lists)
-  assert cd._bitset_lcc_diameter(indptr, indices, n) == want
-  assert cd._sweep_lcc_diameter(indptr, indices, n) == want
-  i, j = rng.integers(0, n, size=(2, 70))
-  i, j = i[i != j], j[i != j]
-  used = np.unique(np.concatenate([i, j]))
-  remap = np.searchsorted(used, np.arange(n))
-  indptr, indices, lists = _csr(len(used), remap[i], remap[j])
-  want = _bfs_lcc_diameter(lists)
-  assert cd._bitset_lcc_diameter(indptr, indices, len(used)) == want
-  size, diameter = cd._sweep_lcc_diameter(indptr, indices, len(used))
-  assert size == want[0] and diameter <= want[1]
-
-
-def test_graph_rows_match_brute_force_per_bin():
-  rng = np.random.default_rng(5)
-  m, num_bins = 50, 8
-  node_bins = np.sort(rng.integers(-2, num_bins, size=m))
-  i, j = rng.integers(0, m, size=(2, 60))
-  keep = i < j
-  i, j = i[keep], j[keep]
-  pairs = np.unique(np.stack([i, j], 1), axis=0)
-  i, j = pairs[:, 0], pairs[:, 1]
-  edge_bins = np.maximum(node_bins[i], node_bins[j])
-  for limit in (1000, 0):
-    diameter, lcc = cd._graph_rows(node_bins, i, j, edge_bins, num_bins, limit)
-    for b in range(num_bins):
-      present = np.flatnonzero(node_bins <= b)
-      lists = {int(u): [] for u in present}
-      for u, v, eb in zip(i, j, edge_bins):
-        if eb <= b:
-          lists[int(u)].append(int(v))
-          lists[int(v)].append(int(u))
-      want_lcc, want_diameter = _bfs_lcc_diameter(lists)
-      assert lcc[b] == want_lcc
-      if limit:
-        assert diameter[b] == want_diameter, b
-      else:
-        assert diameter[b] <= want_diameter
-
-
 def test_errors():
   no_graph = CascadeDataset(cascades=_dataset().cascades, vocab=['0'] * 6)
   with pytest.raises(DataError, match='need a follower graph'):
@@ -168,5 +91,12 @@ def test_errors():
     cd.cascade_dynamics(_dataset(), window='peak')
   with pytest.raises(ConfigError, match='num_bins'):
     cd.cascade_dynamics(_dataset(), num_bins=0)
-  with pytest.raises(DataError, match=r'graph edge ids must be in \[0, 2\)'):
-    cd.social_graph(np.array([[0, 5]]), 2)
+
+
+def test_read_pooled_set_prefixes_ids_and_attaches_the_graph():
+  ds = cd.read_pooled_set('topolstm_twitter')
+  assert len(ds) == 456 + 113 and ds.source == 'topolstm_twitter'
+  assert ds.cascades[0].id == 'train:1' and ds.cascades[-1].id == 'test:113'
+  assert len(ds.edges) == 12045 and ds.edges.max() < ds.num_users
+  with pytest.raises(ConfigError, match='follower graph'):
+    cd.read_pooled_set('twitter')
