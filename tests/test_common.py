@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import sys
 
 import jax.numpy as jnp
 import ml_collections
@@ -47,6 +48,77 @@ def test_metric_writer_truncates_after_resume_step(tmp_path):
   assert rows[0]['loss'] == pytest.approx(1.0)
 
 
+def _tensorboard_scalars(logdir):
+  """{tag: [(step, value)]} from the TFRecord event files in `logdir`."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in sorted(os.listdir(logdir)):
+    assert name.startswith('events.out.tfevents.'), name
+    with open(os.path.join(logdir, name), 'rb') as f:
+      raw = f.read()
+    pos = 0
+    while pos < len(raw):  # record: u64 length, u32 crc, data, u32 crc
+      length = int.from_bytes(raw[pos:pos + 8], 'little')
+      event = event_pb2.Event.FromString(raw[pos + 12:pos + 12 + length])
+      pos += 16 + length
+      for value in event.summary.value:
+        out.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return out
+
+
+def test_metric_writer_tensorboard_scalars(tmp_path, monkeypatch):
+  monkeypatch.delenv(workdir_lib.TENSORBOARD_ENV, raising=False)
+  writer = workdir_lib.MetricWriter(str(tmp_path), tensorboard=True)
+  writer.write(1, train_nll=np.float32(2.5), epoch=1, note='text',
+               bad=float('nan'))
+  writer.write(2, **{'valid_acc@1': 0.25})
+  writer.close()
+  scalars = _tensorboard_scalars(str(tmp_path / 'tensorboard'))
+  assert scalars == {'train/nll': [(1, 2.5)], 'epoch': [(1, 1.0)],
+                     'valid/acc_at_1': [(2, 0.25)]}
+  assert [r['step'] for r in writer.read()] == [1, 2]  # jsonl unchanged
+
+
+def test_metric_writer_tensorboard_switch(tmp_path, monkeypatch):
+  monkeypatch.delenv(workdir_lib.TENSORBOARD_ENV, raising=False)
+  config = _config()
+  config.tensorboard = True
+  on, off = str(tmp_path / 'on'), str(tmp_path / 'off')
+  workdir_lib.prepare_workdir(config, on)
+  workdir_lib.prepare_workdir(_config(), off)
+  assert workdir_lib.tensorboard_requested(on)
+  assert not workdir_lib.tensorboard_requested(off)
+  monkeypatch.setenv(workdir_lib.TENSORBOARD_ENV, '1')
+  assert workdir_lib.tensorboard_requested(off)
+  monkeypatch.setenv(workdir_lib.TENSORBOARD_ENV, 'off')
+  assert not workdir_lib.tensorboard_requested(on)
+  monkeypatch.setenv(workdir_lib.TENSORBOARD_ENV, 'maybe')
+  with pytest.raises(errors.ConfigError, match='CYAN_RCBM_TENSORBOARD'):
+    workdir_lib.tensorboard_requested(on)
+  monkeypatch.delenv(workdir_lib.TENSORBOARD_ENV)
+  writer = workdir_lib.MetricWriter(on)  # from config.json
+  writer.truncate_after(0)
+  writer.write(1, loss=1.0)
+  writer.close()
+  assert os.listdir(os.path.join(on, 'tensorboard'))
+  workdir_lib.MetricWriter(off).write(1, loss=1.0)
+  assert not os.path.exists(os.path.join(off, 'tensorboard'))
+
+
+def test_metric_writer_without_tensorboardx_says_so_once(
+    tmp_path, monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, 'tensorboardX', None)  # import fails
+  monkeypatch.setattr(workdir_lib, '_warned_no_tensorboard', False)
+  for _ in range(2):
+    writer = workdir_lib.MetricWriter(str(tmp_path), tensorboard=True)
+    writer.write(1, loss=1.0)
+    writer.write(2, loss=0.5)
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'tensorboardX is not installed' in err
+  assert [r['step'] for r in writer.read()] == [1, 2, 1, 2]
+  assert not os.path.exists(tmp_path / 'tensorboard')
+
+
 def test_dump_json_handles_numpy_and_nonfinite(tmp_path):
   path = str(tmp_path / 'x.json')
   workdir_lib.dump_json({'a': np.arange(3), 'b': float('nan'),
@@ -63,6 +135,18 @@ def test_progress_line_has_rate_and_eta():
   assert line.startswith('[cyan] step 5/10 (50%)')
   assert 'loss 1.5' in line and 'events/s' in line and 'ETA' in line
   assert stream.getvalue() == line + '\n'
+  assert '\r' not in line
+
+
+def test_progress_rate_after_the_first_report_excludes_warmup(monkeypatch):
+  clock = iter([0.0, 100.0, 110.0])  # 100 s of "compilation" before step 1
+  monkeypatch.setattr(workdir_lib.time, 'perf_counter', lambda: next(clock))
+  progress = workdir_lib.Progress('rcbm', total=21, unit='iterations',
+                                  stream=io.StringIO())
+  progress.report(1)
+  line = progress.report(11)  # 10 iterations in 10 s: 1/s, 10 left
+  assert '1 iterations/s' in line and 'ETA 0m10s' in line
+  assert 'elapsed 1m50s' in line
 
 
 def test_checkpointer_round_trip_keeps_latest(tmp_path):

@@ -4,7 +4,11 @@ Every training run (CYAN or RCBM) writes the same files:
 
 * `config.json`: the full config of the run. A resumed run must use the same
   config; a different one is an error (start a fresh workdir instead).
-* `metrics.jsonl`: one JSON object per line, each with a `step` key.
+* `metrics.jsonl`: one JSON object per line, each with a `step` key;
+* optionally `tensorboard/events.out.tfevents.*`: the same numbers as
+  TensorBoard scalars (`tensorboard --logdir=WORKDIR`), when the run's config
+  has `tensorboard = True` or the environment sets `CYAN_RCBM_TENSORBOARD=1`
+  (needs the optional package `tensorboardX`: `pip install tensorboardX`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from cyan_rcbm import errors
 
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.jsonl'
+TENSORBOARD_DIR = 'tensorboard'
+TENSORBOARD_ENV = 'CYAN_RCBM_TENSORBOARD'
+_TRUE = ('1', 'true', 'yes', 'on')
+_FALSE = ('0', 'false', 'no', 'off', '')
+_warned_no_tensorboard = False
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -91,23 +100,98 @@ def _diff_keys(a: Any, b: Any, prefix: str = '') -> list[str]:
   return [] if a == b else [prefix.rstrip('.') or '<root>']
 
 
+def tensorboard_requested(workdir: str) -> bool:
+  """Whether a run in `workdir` also writes TensorBoard event files.
+
+  `$CYAN_RCBM_TENSORBOARD` (1/true/yes/on or 0/false/no/off) decides when set;
+  otherwise the `tensorboard` field of the run's `config.json` (False when
+  absent).
+  """
+  env = os.environ.get(TENSORBOARD_ENV)
+  if env is not None:
+    value = env.strip().lower()
+    if value in _TRUE:
+      return True
+    if value in _FALSE:
+      return False
+    raise errors.ConfigError(
+        f'${TENSORBOARD_ENV}={env!r}: expected one of {_TRUE + _FALSE[:-1]}.')
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    value = json.load(f).get('tensorboard', False)
+  return bool(value)
+
+
+def _summary_writer(logdir: str, purge_step: int | None):
+  """A tensorboardX SummaryWriter, or None (with a one-line note) without it."""
+  global _warned_no_tensorboard
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    if not _warned_no_tensorboard:
+      print('[metrics] TensorBoard output was requested but tensorboardX is '
+            "not installed (pip install tensorboardX, or the 'tensorboard' "
+            'extra); writing metrics.jsonl only.', file=sys.stderr, flush=True)
+      _warned_no_tensorboard = True
+    return None
+  return tensorboardX.SummaryWriter(logdir, purge_step=purge_step,
+                                    flush_secs=10)
+
+
+def _scalar_tag(key: str) -> str:
+  """'valid_acc@1' -> 'valid/acc_at_1' (TensorBoard groups tags by prefix and
+  allows only [A-Za-z0-9_./-] in names)."""
+  key = key.replace('@', '_at_')
+  for prefix in ('train_', 'valid_', 'test_'):
+    if key.startswith(prefix):
+      return f'{prefix[:-1]}/{key[len(prefix):]}'
+  return key
+
+
 class MetricWriter:
   """Appends metrics to `workdir/metrics.jsonl` (one object per line).
 
   On resume from step `s`, `truncate_after(s)` drops lines written after the
   last checkpoint so that the curves of a resumed run equal those of an
-  uninterrupted one.
+  uninterrupted one. With TensorBoard output on (`tensorboard_requested`, or
+  `tensorboard=True`), every finite number of a row is also written as a
+  scalar to `workdir/tensorboard/`; after `truncate_after(s)` TensorBoard
+  hides the older files' points beyond `s` (tensorboardX's `purge_step`).
   """
 
-  def __init__(self, workdir: str, filename: str = METRICS_FILE):
+  def __init__(self, workdir: str, filename: str = METRICS_FILE,
+               tensorboard: bool | None = None):
     self.path = os.path.join(workdir, filename)
+    self.tensorboard_dir = os.path.join(workdir, TENSORBOARD_DIR)
+    if tensorboard is None:
+      tensorboard = tensorboard_requested(workdir)
+    self._tensorboard_on = bool(tensorboard)
+    self._summary = None      # created at the first write (after truncation)
+    self._purge_step = None
 
   def write(self, step: int, **metrics: Any) -> None:
     record = {'step': int(step), **_to_jsonable(metrics)}
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
+    if self._tensorboard_on:
+      self._write_scalars(int(step), record)
+
+  def _write_scalars(self, step: int, record: Mapping[str, Any]) -> None:
+    if self._summary is None:
+      self._summary = _summary_writer(self.tensorboard_dir, self._purge_step)
+      if self._summary is None:
+        self._tensorboard_on = False
+        return
+    for key, value in record.items():
+      if (key != 'step' and isinstance(value, (int, float))
+          and math.isfinite(value)):
+        self._summary.add_scalar(_scalar_tag(key), float(value), step)
+    self._summary.flush()
 
   def truncate_after(self, step: int) -> None:
+    self._purge_step = int(step) + 1
     if not os.path.exists(self.path):
       return
     with open(self.path) as f:
@@ -122,6 +206,12 @@ class MetricWriter:
     with open(self.path) as f:
       return [json.loads(line) for line in f if line.strip()]
 
+  def close(self) -> None:
+    """Closes the TensorBoard file (metrics.jsonl is closed after each row)."""
+    if self._summary is not None:
+      self._summary.close()
+      self._summary = None
+
 
 def _fmt_seconds(seconds: float) -> str:
   seconds = max(0, int(round(seconds)))
@@ -134,8 +224,11 @@ class Progress:
   """Readable one-line-per-report progress with rate and ETA.
 
   Lines look like
-  `[cyan] step 120/800 (15%) | loss 3.21 | 85,000 events/s | ETA 1m02s`
+  `[cyan] step 120/800 (15%) | loss 3.21 | 85,000 events/s | 1m10s | ETA 1m02s`
   and are plain text (no carriage returns), so they stay readable in logs.
+  The rate and the ETA are measured from the first report on (so that
+  compilation during the first steps does not inflate the ETA); the first
+  report uses the time since construction.
   """
 
   def __init__(self, name: str, total: int | None, unit: str = 'steps',
@@ -146,24 +239,37 @@ class Progress:
     self.stream = stream or sys.stdout
     self._t0 = time.perf_counter()
     self._start = start
-    self._work = 0.0
+    self._work = None
+    self._first = None  # (time, step, work) of the first report
 
   def report(self, step: int, work: float | None = None, **values: Any) -> str:
-    """Prints one line. `work` counts units (e.g. events) done since start."""
-    elapsed = time.perf_counter() - self._t0
+    """Prints one line. `work` counts units (e.g. events) done since start;
+    without it, steps are the units."""
+    now = time.perf_counter()
     if work is not None:
-      self._work = work
+      self._work = float(work)
+    done_work = self._work if self._work is not None else float(
+        step - self._start)
+    t_ref, step_ref, work_ref = self._first or (self._t0, self._start, 0.0)
+    if self._first is None or step <= step_ref or now <= t_ref:
+      t_ref, step_ref, work_ref = self._t0, self._start, 0.0
+    elapsed = now - t_ref
     parts = [f'[{self.name}] step {step}']
     if self.total:
       parts[0] += f'/{self.total} ({100.0 * step / self.total:.0f}%)'
     for k, v in values.items():
       parts.append(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}')
-    if elapsed > 0 and self._work:
-      parts.append(f'{self._work / elapsed:,.0f} {self.unit}/s')
-    done = step - self._start
+    if elapsed > 0 and done_work > work_ref:
+      rate = (done_work - work_ref) / elapsed
+      parts.append(f'{rate:,.0f} {self.unit}/s' if rate >= 100 else
+                   f'{rate:.3g} {self.unit}/s')
+    parts.append(f'elapsed {_fmt_seconds(now - self._t0)}')
+    done = step - step_ref
     if self.total and done > 0:
       parts.append(
-          f'ETA {_fmt_seconds(elapsed / done * (self.total - step))}')
+          f'ETA {_fmt_seconds(elapsed / done * max(self.total - step, 0))}')
+    if self._first is None:
+      self._first = (now, step, done_work)
     line = ' | '.join(parts)
     print(line, file=self.stream, flush=True)
     return line
