@@ -3,7 +3,7 @@
 python scripts/compare_synthetic.py --authors_dir=../shared/data/cyanrnn-synthetic
 
 For CP-Exp and Random-Exp (the authors ship no Rayleigh sets) it prints a
-markdown table of `synthetic.cascade_statistics` for the authors' files
+markdown table of `cyan_rcbm.data.stats.distribution_stats` for the authors' files
 (train+val+test) and for our generator: the defaults with seed 0, the
 median [min, max] over `--seeds` seeds (each seed draws a new graph), and
 the alternatives the defaults were chosen against (log-uniform parameters;
@@ -18,6 +18,7 @@ from absl import flags
 import numpy as np
 
 from cyan_rcbm.data import readers
+from cyan_rcbm.data import stats as stats_lib
 from cyan_rcbm.data import synthetic
 from cyan_rcbm.data.types import CascadeDataset
 
@@ -89,11 +90,11 @@ def main(argv):
                  '---|' * (len(_BINS) + 1))
   for network in ('cp', 'random'):
     rows, hist_rows, results = [], [], {}
-    authors = synthetic.cascade_statistics(_authors(network))
+    authors = stats_lib.distribution_stats(_authors(network))
     results['authors'] = [authors]
     rows.append(_row(f'authors {network}-exp', [authors]))
     for variant, kwargs in _VARIANTS.items():
-      stats = [synthetic.cascade_statistics(synthetic.make_synthetic(
+      stats = [stats_lib.distribution_stats(synthetic.make_synthetic(
           network, 'exp', num_cascades=_NUM_CASCADES.value, seed=seed,
           **kwargs).dataset) for seed in range(_SEEDS.value)]
       results[variant] = stats

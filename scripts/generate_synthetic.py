@@ -12,6 +12,7 @@ import time
 from absl import app
 from absl import flags
 
+from cyan_rcbm.data import stats
 from cyan_rcbm.data import synthetic
 
 _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Output directory.',
@@ -61,7 +62,7 @@ def main(argv):
     out = f'{_OUT_DIR.value}/{name}'
     synthetic.save_synthetic(s, out)
     t2 = time.perf_counter()
-    st = synthetic.cascade_statistics(s.dataset)
+    st = stats.distribution_stats(s.dataset)
     print(f'{name}: {st["cascades"]} cascades, {st["events"]} events, '
           f'{s.adjacency.sum()} edges, length mean {st["length_mean"]:.2f} '
           f'max {st["length_max"]}, users seen {st["users_seen"]}, last time '

@@ -38,3 +38,39 @@ def dataset_stats(dataset: CascadeDataset) -> dict[str, Any]:
   if dataset.edges is not None:
     out['edges'] = int(len(dataset.edges))
   return out
+
+
+def distribution_stats(dataset: CascadeDataset) -> dict[str, Any]:
+  """Length and duration distributions, to compare synthetic sets (SPEC A2).
+
+  Built on `dataset_stats` (counts, extreme lengths, `users_seen` =
+  `active_users`), plus the share of length-2 cascades, the length
+  histogram, the number of distinct roots, `first_pairs` and the duration
+  (last minus first time) of the cascades. `first_pairs` counts distinct
+  (root, second user) pairs: with first-arrival cascades the second user is
+  an out-neighbour of the root, so it is a lower bound on the number of
+  edges (tight when every root has few of them).
+  """
+  base = dataset_stats(dataset)
+  if not base['cascades']:
+    return {'cascades': 0}
+  lengths = np.array([len(c) for c in dataset.cascades])
+  duration = np.array([c.times[-1] - c.times[0] for c in dataset.cascades])
+  first_pairs = {(int(c.users[0]), int(c.users[1]))
+                 for c in dataset.cascades if len(c) > 1}
+  return {
+      'cascades': base['cascades'],
+      'events': base['events'],
+      'length_mean': base['events'] / base['cascades'],
+      'length_min': base['min_length'],
+      'length_max': base['max_length'],
+      'length_2_frac': float(np.mean(lengths == 2)),
+      'users_seen': base['active_users'],
+      'roots': int(np.unique([c.users[0] for c in dataset.cascades]).size),
+      'first_pairs': len(first_pairs),
+      'last_time_mean': float(duration.mean()),
+      'last_time_median': float(np.median(duration)),
+      'last_time_p90': float(np.quantile(duration, 0.9)),
+      'last_time_max': float(duration.max()),
+      'length_hist': np.bincount(lengths).tolist(),
+  }

@@ -7,15 +7,10 @@ mean `1 / r_uv`) or Rayleigh with scale `s_uv` (`'ray'`, mean
 `s_uv sqrt(pi / 2)`), the parameter drawn from `[0.01, 10]`, uniformly or
 log-uniformly (`param_draw`).
 
-Cascade (continuous-time independent cascade, first-arrival order): a root
-chosen uniformly at random is active at `t = 0`; each active `u` proposes
-`t_u + delay(u, v)` to each out-neighbour `v` (the edge transmits at all with
-probability `transmit_prob`); `v` activates at its earliest proposal and its
-parent is the proposer. This is Dijkstra on the sampled delays; it is run
-here for a batch of cascades at once on dense [B, U, U] delay matrices. The
-cascade stops when the next activation time exceeds `horizon` (T) or nobody
-is left. Cascades shorter than `min_length` are discarded and redrawn (a new
-root and new delays), and the number redrawn is recorded.
+Cascades: continuous-time independent cascades from a root chosen uniformly
+at random (`cyan_rcbm.data.cascade_simulation`), cut at `horizon` (T).
+Cascades shorter than `min_length` are discarded and redrawn (a new root and
+new delays), and the number redrawn is recorded.
 
 Defaults reproduce the statistics of the authors' shipped sets
 (`data/cyanrnn-synthetic`, see `docs/readme/synthetic.md`):
@@ -50,17 +45,15 @@ from typing import Any
 import numpy as np
 
 from cyan_rcbm.common.workdir import dump_json
+from cyan_rcbm.data import cascade_simulation
 from cyan_rcbm.data import kronecker
 from cyan_rcbm.data import readers
 from cyan_rcbm.data import writers
+from cyan_rcbm.data.cascade_simulation import DELAYS, PARAM_DRAWS, PARAM_RANGE
 from cyan_rcbm.data.types import Cascade, CascadeDataset
 from cyan_rcbm.errors import ConfigError, DataError
 
 NETWORKS = {'cp': kronecker.CORE_PERIPHERY, 'random': kronecker.RANDOM}
-# delay name -> (law, name of its per-edge parameter).
-DELAYS = {'exp': ('exponential', 'rate'), 'ray': ('rayleigh', 'scale')}
-PARAM_DRAWS = ('uniform', 'loguniform')
-PARAM_RANGE = (0.01, 10.0)
 GENERATOR_VERSION = 1
 
 CASCADES_FILE = 'cascades.jsonl'
@@ -136,108 +129,6 @@ class SyntheticSet:
     }
 
 
-def draw_edge_params(adjacency: np.ndarray, rng: np.random.Generator,
-                     param_draw: str = 'uniform',
-                     param_range: tuple[float, float] = PARAM_RANGE
-                     ) -> np.ndarray:
-  """One delay parameter per edge, from `param_range`; NaN off the graph."""
-  low, high = param_range
-  if not 0 < low <= high < np.inf:
-    raise ConfigError(f'param_range must satisfy 0 < low <= high < inf, got '
-                      f'{param_range!r}')
-  u = rng.random(adjacency.shape)
-  if param_draw == 'uniform':
-    params = low + (high - low) * u
-  elif param_draw == 'loguniform':
-    params = np.exp(np.log(low) + (np.log(high) - np.log(low)) * u)
-  else:
-    raise ConfigError(f'param_draw must be one of {PARAM_DRAWS}, got '
-                      f'{param_draw!r}')
-  return np.where(adjacency, params, np.nan)
-
-
-def sample_delays(params: np.ndarray, delay: str, rng: np.random.Generator,
-                  shape: tuple[int, ...]) -> np.ndarray:
-  """Transmission delays of the edges with parameters `params` (broadcast).
-
-  Exponential: `E / rate`; Rayleigh: `scale * sqrt(2 E)`, with
-  `E ~ Exponential(1)` of shape `shape`.
-  """
-  e = rng.standard_exponential(shape)
-  if delay == 'exp':
-    return e / params
-  if delay == 'ray':
-    return params * np.sqrt(2.0 * e)
-  raise ConfigError(f'delay must be one of {tuple(DELAYS)}, got {delay!r}')
-
-
-def first_arrival(delays_BxUxU: np.ndarray, roots_B: np.ndarray,
-                  horizon: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """Continuous-time independent cascades by batched Dijkstra (SPEC A2).
-
-  Args:
-    delays_BxUxU: `delays[b, u, v]`, the delay of u -> v in cascade b; `inf`
-      where there is no edge or it does not transmit.
-    roots_B: the root user of each cascade (active at t = 0).
-    horizon: no activation later than this.
-
-  Returns:
-    users_BxU (int32, -1 after the end), times_BxU (float64, NaN after the
-    end), parents_BxU (int32 index of the parent *event*, -1 for the root and
-    after the end), lengths_B (int).
-  """
-  batch, num_users = delays_BxUxU.shape[:2]
-  rows_B = np.arange(batch)
-  dist_BxU = np.full((batch, num_users), np.inf)
-  dist_BxU[rows_B, roots_B] = 0.0
-  parent_user_BxU = np.full((batch, num_users), -1, np.int64)
-  position_BxU = np.full((batch, num_users), -1, np.int64)
-  done_BxU = np.zeros((batch, num_users), bool)
-  users_BxU = np.full((batch, num_users), -1, np.int32)
-  times_BxU = np.full((batch, num_users), np.nan)
-  parents_BxU = np.full((batch, num_users), -1, np.int32)
-  lengths_B = np.zeros(batch, np.int64)
-  live_R = rows_B
-  for step in range(num_users):
-    pending_RxU = np.where(done_BxU[live_R], np.inf, dist_BxU[live_R])
-    next_R = pending_RxU.argmin(axis=1)
-    t_R = pending_RxU[np.arange(live_R.size), next_R]
-    keep = t_R <= horizon
-    live_R, next_R, t_R = live_R[keep], next_R[keep], t_R[keep]
-    if not live_R.size:
-      break
-    parent_R = parent_user_BxU[live_R, next_R]
-    users_BxU[live_R, step] = next_R
-    times_BxU[live_R, step] = t_R
-    parents_BxU[live_R, step] = np.where(
-        parent_R >= 0, position_BxU[live_R, np.maximum(parent_R, 0)], -1)
-    position_BxU[live_R, next_R] = step
-    done_BxU[live_R, next_R] = True
-    lengths_B[live_R] += 1
-    proposal_RxU = t_R[:, None] + delays_BxUxU[live_R, next_R]
-    better_RxU = (proposal_RxU < dist_BxU[live_R]) & ~done_BxU[live_R]
-    dist_BxU[live_R] = np.where(better_RxU, proposal_RxU, dist_BxU[live_R])
-    parent_user_BxU[live_R] = np.where(better_RxU, next_R[:, None],
-                                       parent_user_BxU[live_R])
-  return users_BxU, times_BxU, parents_BxU, lengths_B
-
-
-def _simulate(adjacency, edge_params, delay, horizon, transmit_prob, batch,
-              rng):
-  """`batch` cascades with random roots: first_arrival's outputs."""
-  num_users = adjacency.shape[0]
-  src_E, dst_E = np.nonzero(adjacency)
-  roots_B = rng.integers(num_users, size=batch)
-  delays_BxE = sample_delays(edge_params[src_E, dst_E], delay, rng,
-                             (batch, src_E.size))
-  if transmit_prob < 1.0:
-    delays_BxE[rng.random(delays_BxE.shape) >= transmit_prob] = np.inf
-  delays_BxUxU = np.full((batch, num_users, num_users), np.inf)
-  delays_BxUxU[:, src_E, dst_E] = delays_BxE
-  return first_arrival(delays_BxUxU, roots_B, horizon)
-
-
 def _check_args(network, delay, num_users, num_cascades, horizon, param_draw,
                 edges_per_user, transmit_prob, min_length):
   if network not in NETWORKS:
@@ -298,9 +189,8 @@ def make_synthetic(network: str = 'cp', delay: str = 'exp',
   adjacency = kronecker.kronecker_graph(
       NETWORKS[network], num_users, np.random.default_rng([seed, _GRAPH]),
       num_edges=num_edges)
-  edge_params = draw_edge_params(adjacency,
-                                 np.random.default_rng([seed, _PARAMS]),
-                                 param_draw)
+  edge_params = cascade_simulation.draw_edge_params(
+      adjacency, np.random.default_rng([seed, _PARAMS]), param_draw)
   if min_length > 1 and not adjacency.any():
     raise ConfigError(f'the {network} graph drawn with seed {seed} has no '
                       f'edges, so no cascade reaches min_length={min_length}; '
@@ -312,7 +202,7 @@ def make_synthetic(network: str = 'cp', delay: str = 'exp',
     if not need:
       break
     for start in range(0, need, _BATCH):
-      users, times, parents, lengths = _simulate(
+      users, times, parents, lengths = cascade_simulation.simulate(
           adjacency, edge_params, delay, horizon, transmit_prob,
           min(_BATCH, need - start), rng)
       ok = lengths >= min_length
@@ -340,38 +230,6 @@ def make_synthetic(network: str = 'cp', delay: str = 'exp',
       param_draw=param_draw, edges_per_user=float(edges_per_user),
       transmit_prob=float(transmit_prob), min_length=int(min_length),
       num_redrawn=num_redrawn)
-
-
-def cascade_statistics(dataset: CascadeDataset) -> dict[str, Any]:
-  """Summary numbers used to compare generated sets with the authors' sets.
-
-  `first_pairs` counts distinct (root, second user) pairs: with first-arrival
-  cascades the second user is an out-neighbour of the root, so it is a lower
-  bound on the number of edges (tight when every root has few of them).
-  """
-  lengths = np.array([len(c) for c in dataset.cascades])
-  if not lengths.size:
-    return {'cascades': 0}
-  last = np.array([c.times[-1] - c.times[0] for c in dataset.cascades])
-  users = np.unique(np.concatenate([c.users for c in dataset.cascades]))
-  first_pairs = {(int(c.users[0]), int(c.users[1]))
-                 for c in dataset.cascades if len(c) > 1}
-  return {
-      'cascades': int(lengths.size),
-      'events': int(lengths.sum()),
-      'length_mean': float(lengths.mean()),
-      'length_min': int(lengths.min()),
-      'length_max': int(lengths.max()),
-      'length_2_frac': float(np.mean(lengths == 2)),
-      'users_seen': int(users.size),
-      'roots': int(np.unique([c.users[0] for c in dataset.cascades]).size),
-      'first_pairs': len(first_pairs),
-      'last_time_mean': float(last.mean()),
-      'last_time_median': float(np.median(last)),
-      'last_time_p90': float(np.quantile(last, 0.9)),
-      'last_time_max': float(last.max()),
-      'length_hist': np.bincount(lengths).tolist(),
-  }
 
 
 def save_synthetic(s: SyntheticSet, out_dir: str) -> None:
