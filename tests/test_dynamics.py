@@ -119,3 +119,21 @@ def test_write_rejects_bad_extras_and_data(tmp_path):
   with pytest.raises(DataError, match='b.npz'):
     dynamics.write_dynamics(d, str(tmp_path / 'b.npz'))
   assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize('compressed', [True, False])
+def test_write_npz_atomic_round_trip_and_no_partial_file(tmp_path, compressed):
+  path = str(tmp_path / 'sub' / 'a.npz')
+  arrays = {'w': np.arange(6.0).reshape(2, 3), 'name': np.asarray('x')}
+  dynamics.write_npz_atomic(path, arrays, compressed=compressed)
+  with np.load(path) as z:
+    assert sorted(z.files) == ['name', 'w']
+    np.testing.assert_array_equal(z['w'], arrays['w'])
+  # A failing write leaves the old file and no temporary file behind.
+  with pytest.raises(Exception):
+    dynamics.write_npz_atomic(
+        path, {'bad': np.array([lambda: 0], dtype=object)},
+        compressed=compressed)
+  assert os.listdir(tmp_path / 'sub') == ['a.npz']
+  with np.load(path) as z:
+    np.testing.assert_array_equal(z['w'], arrays['w'])

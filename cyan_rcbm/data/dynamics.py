@@ -175,12 +175,29 @@ def write_dynamics(d: Dynamics, path: str,
           f'extra {name!r} has shape {value.shape}; expected leading '
           f'dimension {d.num_samples} (one entry per sample)', path=path)
     arrays[_EXTRA_PREFIX + name] = value
+  write_npz_atomic(path, arrays, compressed=True)
+
+
+def write_npz_atomic(path: str, arrays: Mapping[str, np.ndarray], *,
+                     compressed: bool) -> None:
+  """Writes `arrays` as an .npz archive at `path`, atomically.
+
+  The archive goes to a temporary file in the destination folder (created if
+  needed) and replaces `path` only when complete, so a reader never sees a
+  partial file.
+
+  Args:
+    path: destination file (written as given, even without `.npz`).
+    arrays: name -> array.
+    compressed: `np.savez_compressed` instead of `np.savez`.
+  """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, suffix='.npz.tmp')
+  save = np.savez_compressed if compressed else np.savez
   try:
     with os.fdopen(fd, 'wb') as f:
-      np.savez_compressed(f, **arrays)
+      save(f, **arrays)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from cyan_rcbm.data import dynamics as dynamics_lib
 from cyan_rcbm.errors import DataError
 from cyan_rcbm.rcbm import rcbm as rcbm_lib
 
@@ -48,17 +48,7 @@ def save_model(model: rcbm_lib.RCBM, path: str) -> str:
   for i, lv in enumerate(model.levels):
     arrays[f'level{i + 1}_w'] = np.asarray(lv.w)
     arrays[f'level{i + 1}_strength'] = np.asarray(lv.strength)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix='.npz.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  dynamics_lib.write_npz_atomic(path, arrays, compressed=False)
   return path
 
 
