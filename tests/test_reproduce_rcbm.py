@@ -1,5 +1,5 @@
-"""End-to-end test of cyan_rcbm.experiments.reproduce_rcbm.py in its --tiny mode (planted
-data only, tiny models), including the resume path."""
+"""End-to-end test of cyan_rcbm.experiments.reproduce_rcbm in its --tiny mode
+(planted data only, tiny models), including the resume path."""
 
 import json
 import math
@@ -8,6 +8,8 @@ import os
 import pytest
 
 from cyan_rcbm.experiments import reproduce_rcbm
+from cyan_rcbm.experiments.rcbm import cells
+from cyan_rcbm.rcbm import cbm
 
 
 @pytest.fixture(scope='module')
@@ -67,9 +69,9 @@ def test_rerun_reuses_every_cached_cell(tiny_run, monkeypatch):
   def fail(*args, **kwargs):
     raise AssertionError('a finished cell was recomputed')
 
-  monkeypatch.setattr(reproduce_rcbm, 'CELL_FITS',
+  monkeypatch.setattr(cells, 'CELL_FITS',
                       {m: fail for m in reproduce_rcbm.MODELS})
-  monkeypatch.setattr(reproduce_rcbm.cbm, 'fit_cbm', fail)
+  monkeypatch.setattr(cbm, 'fit_cbm', fail)
   again = reproduce_rcbm.reproduce(
       reproduce_rcbm.make_plan(plan.out_dir, 'tiny',
                                experiments=('runtime', 'fsls', 'kselect',

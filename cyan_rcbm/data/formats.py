@@ -20,7 +20,7 @@ _JSONL_KEYS = ('id', 'users', 'times', 'parents', 'timestamps')
 # One parsed cascade before validation: line, id, tokens, times, parents,
 # timestamps.
 RawCascade = tuple[int, str, list[str], list[float], list[int] | None,
-             list[float] | None]
+                   list[float] | None]
 
 
 def _parse_time(text: str) -> tuple[float | None, str | None]:
