@@ -224,11 +224,12 @@ class Progress:
   """Readable one-line-per-report progress with rate and ETA.
 
   Lines look like
-  `[cyan] step 120/800 (15%) | loss 3.21 | 85,000 events/s | 1m10s | ETA 1m02s`
+  `[cyan] step 120/800 (15%) | loss 3.21 | 85,000 events/s | elapsed 1m10s |
+  ETA 1m02s`
   and are plain text (no carriage returns), so they stay readable in logs.
-  The rate and the ETA are measured from the first report on (so that
-  compilation during the first steps does not inflate the ETA); the first
-  report uses the time since construction.
+  The rate and the ETA are measured from the first report on, so that
+  compilation during the first steps does not distort them; the first
+  report has neither (only the elapsed time).
   """
 
   def __init__(self, name: str, total: int | None, unit: str = 'steps',
@@ -250,24 +251,22 @@ class Progress:
       self._work = float(work)
     done_work = self._work if self._work is not None else float(
         step - self._start)
-    t_ref, step_ref, work_ref = self._first or (self._t0, self._start, 0.0)
-    if self._first is None or step <= step_ref or now <= t_ref:
-      t_ref, step_ref, work_ref = self._t0, self._start, 0.0
-    elapsed = now - t_ref
     parts = [f'[{self.name}] step {step}']
     if self.total:
       parts[0] += f'/{self.total} ({100.0 * step / self.total:.0f}%)'
     for k, v in values.items():
       parts.append(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}')
-    if elapsed > 0 and done_work > work_ref:
-      rate = (done_work - work_ref) / elapsed
+    first = self._first
+    steady = first is not None and step > first[1] and now > first[0]
+    if steady and done_work > first[2]:
+      rate = (done_work - first[2]) / (now - first[0])
       parts.append(f'{rate:,.0f} {self.unit}/s' if rate >= 100 else
                    f'{rate:.3g} {self.unit}/s')
     parts.append(f'elapsed {_fmt_seconds(now - self._t0)}')
-    done = step - step_ref
-    if self.total and done > 0:
-      parts.append(
-          f'ETA {_fmt_seconds(elapsed / done * max(self.total - step, 0))}')
+    if steady and self.total:
+      left = max(self.total - step, 0)
+      seconds = (now - first[0]) / (step - first[1]) * left
+      parts.append(f'ETA {_fmt_seconds(seconds)}')
     if self._first is None:
       self._first = (now, step, done_work)
     line = ' | '.join(parts)
