@@ -93,6 +93,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.log_every = 1              # progress line every N outer iterations
   config.checkpoint_every = 10      # checkpoint every N outer iterations
   config.plots = True               # write PNG figures
+  config.mesh_devices = 1           # data parallel: devices the samples are split
+  #                                   over (1: one device, 0: all, N: first N)
+  config.distributed = False        # multi-host: jax.distributed.initialize() first
 
   if arg is None or arg == '':
     return config

@@ -1,6 +1,8 @@
 """Training and evaluation throughput of RMTPP, CYAN-RNN and CYAN-RNN(cov).
 
 python scripts/bench_cyan.py [--variants=rmtpp,cyan,cyan_cov] [--epochs=1]
+python scripts/bench_cyan.py --devices=1,2,4 --variants=cyan_cov \
+    --num_cascades=2000   # data-parallel scaling
 
 Setting (issue 3): hidden size 32 (embedding, encoder, decoder, attention),
 batch 128, length of dependence l = 32, on 20,000 synthetic CP-Exp cascades
@@ -15,22 +17,32 @@ batch 128, length of dependence l = 32, on 20,000 synthetic CP-Exp cascades
   Adam), timed after one warm-up batch per shape;
 * eval: `evaluate.evaluate` (next-user ranking with active-user masking,
   expected next gap via E_1, NLL) over the same cascades.
+
+`--devices=1,2,4`: the same benchmark once per device count, each in a
+fresh process (`config.mesh_devices=N`: batch split over N devices,
+parameters replicated; `cyan_rcbm.common.sharding`). On a CPU-only machine
+the N devices are XLA host devices
+(`--xla_force_host_platform_device_count=N`) that share the same cores, so
+the numbers show the partitioning overhead, not a speed-up; on a machine
+with N accelerators they are the real scaling. Prints
+`{"devices": {N: {variant: {...}}}, "note": ...}`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from cyan_rcbm.common import config_loading
+from cyan_rcbm.common import sharding
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import train
@@ -43,6 +55,11 @@ _HIDDEN = flags.DEFINE_integer('hidden', 32, 'Hidden sizes.')
 _CASCADES = flags.DEFINE_integer('num_cascades', 20000, 'Synthetic cascades.')
 _UNROLL = flags.DEFINE_integer('unroll', -1, 'Scan unroll (-1: config).')
 _GROWTH = flags.DEFINE_float('bucket_growth', -1, 'Bucket growth (-1: config).')
+_DEVICES = flags.DEFINE_list(
+    'devices', [], 'Device counts to compare (e.g. 1,2,4), each in its own '
+    'process; empty: one run with --mesh_devices.')
+_MESH_DEVICES = flags.DEFINE_integer(
+    'mesh_devices', 1, 'config.mesh_devices of a single run (1: no sharding).')
 
 
 def _config(variant: str) -> ml_collections.ConfigDict:
@@ -52,7 +69,7 @@ def _config(variant: str) -> ml_collections.ConfigDict:
       model__variant=variant, model__embed_dim=h, model__encoder_hidden=h,
       model__decoder_hidden=h, model__attention_size=h,
       model__dependence_length=32, batching__batch_size=128,
-      batching__eval_batch_size=128)
+      batching__eval_batch_size=128, mesh_devices=_MESH_DEVICES.value)
   if _UNROLL.value > 0:
     overrides['model__unroll'] = _UNROLL.value
   if _GROWTH.value > 0:
@@ -63,25 +80,27 @@ def _config(variant: str) -> ml_collections.ConfigDict:
 
 def _bench(variant: str) -> dict:
   config = _config(variant)
+  mesh = sharding.create_mesh(config.mesh_devices)
   splits = registry.load_splits(config.data)
   train_b = train.make_batchers(config, splits)[0]
   graphdef, params = model_lib.init_params(
       config.model, splits.train.num_users, calendar=train_b.calendar)
   tx = train.create_optimizer(config.train)
-  opt_state = tx.init(params)
-  step_fn = train.create_train_step(graphdef, config.train)
-  stats = train._zero_stats()  # pylint: disable=protected-access
+  params, opt_state, stats = sharding.replicate(
+      (params, tx.init(params), train._zero_stats()), mesh)  # pylint: disable=protected-access
+  step_fn = train.create_train_step(graphdef, config.train, mesh)
+  step0 = sharding.replicate(np.int32(0), mesh)
   predictor = evaluate.ModelPredictor(graphdef, params)
 
   # Compile every shape ahead of time (train step and eval functions).
   t0 = time.perf_counter()
   examples = {}
   for bucket, rows in train_b.plan():
-    examples.setdefault(bucket, train_b.make_batch(bucket, rows))
+    examples.setdefault(
+        bucket, train.device_batch(train_b.make_batch(bucket, rows), mesh))
   for batch in examples.values():
     inputs = evaluate.model_inputs(batch)
-    step_fn.lower(params, opt_state, stats, inputs,
-                  jnp.int32(0)).compile()
+    step_fn.lower(params, opt_state, stats, inputs, step0).compile()
   compile_train = time.perf_counter() - t0
   t0 = time.perf_counter()
   for batch in examples.values():
@@ -91,29 +110,29 @@ def _bench(variant: str) -> dict:
   # Warm-up: one step per shape (allocations, thread pools).
   for batch in examples.values():
     params, opt_state, stats = step_fn(params, opt_state, stats,
-                                       evaluate.model_inputs(batch),
-                                       jnp.int32(0))
+                                       evaluate.model_inputs(batch), step0)
   jax.block_until_ready(params)
 
-  events = 0
-  batches = [[train_b.make_batch(b, r) for b, r in train_b.plan(0, e)]
-             for e in range(_EPOCHS.value)]
+  host = [[train_b.make_batch(b, r) for b, r in train_b.plan(0, e)]
+          for e in range(_EPOCHS.value)]
+  events = sum(batch.num_events for epoch in host for batch in epoch)
+  batches = [[train.device_batch(batch, mesh) for batch in epoch]
+             for epoch in host]
   t0 = time.perf_counter()
   for epoch in range(_EPOCHS.value):
     for batch in batches[epoch]:
       params, opt_state, stats = step_fn(params, opt_state, stats,
-                                         evaluate.model_inputs(batch),
-                                         jnp.int32(0))
-      events += batch.num_events
+                                         evaluate.model_inputs(batch), step0)
   jax.block_until_ready(params)
   train_s = time.perf_counter() - t0
 
   predictor = evaluate.ModelPredictor(graphdef, params)
   t0 = time.perf_counter()
-  result = evaluate.evaluate(predictor, train_b)
+  result = evaluate.evaluate(predictor, train.DeviceBatches(train_b, mesh))
   eval_s = time.perf_counter() - t0
   eval_events = train_b.report.num_events
   return dict(
+      devices=sharding.num_devices(mesh),
       train_events_per_s=round(events / train_s),
       eval_events_per_s=round(eval_events / eval_s),
       compile_s=round(compile_train + compile_eval, 2),
@@ -137,7 +156,13 @@ class _single:  # pylint: disable=invalid-name
 
 
 def main(argv):
-  del argv
+  del argv  # flags only; --devices re-runs with sys.argv
+  if _DEVICES.value:
+    out = sharding.rerun_per_device_count(
+        __file__, sys.argv[1:], [int(c) for c in _DEVICES.value])
+    out['load_average'] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out))
+    return
   out = {}
   for variant in _VARIANTS.value:
     out[variant] = _bench(variant)

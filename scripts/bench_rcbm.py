@@ -2,6 +2,8 @@
 
 python scripts/bench_rcbm.py                   # everything (a few minutes)
 python scripts/bench_rcbm.py --sizes=100,1000  # smaller
+python scripts/bench_rcbm.py --devices=1,2,4 --sizes=1000,10000 \
+    --steps=fixed --noheadline --noforms        # data-parallel scaling
 
 Data: planted samples (`cyan_rcbm.data.planted`, D=7, T=60, 5 planted
 filters of Tw=7). Model: a 2-level RCBM with K=10, Tw=7 per level, pooling
@@ -20,12 +22,20 @@ Keys:
 * `op_forms_ms`: one scale-and-copy and one deconvolution on 10,000 samples
   per operator form (what `'auto'` chooses from).
 * `load`: `uptime` load averages before and after (the machine is shared).
+
+`--devices=1,2,4`: the benchmark (with the other flags given) once per
+device count, each in a fresh process with the samples split over N devices
+(`--mesh_devices=N`, `cyan_rcbm.common.sharding`); prints
+`{"devices": {N: {...}}, "note": ...}`. On a CPU-only machine the N devices
+are XLA host devices (`--xla_force_host_platform_device_count=N`) sharing
+the same cores: the numbers show the partitioning overhead, not a speed-up.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 from absl import app
@@ -35,6 +45,7 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from cyan_rcbm.common import sharding
 from cyan_rcbm.data.planted import make_planted
 from cyan_rcbm.rcbm import cbm
 from cyan_rcbm.rcbm import ops
@@ -53,6 +64,12 @@ _RECOVERY_FIGURE = flags.DEFINE_string(
     'recovery_figure', '', 'If set: also learn K=5 filters from 1,000 '
     'planted samples (4 restarts) and draw planted vs learned filters here.')
 
+_DEVICES = flags.DEFINE_list(
+    'devices', [], 'Device counts to compare (e.g. 1,2,4), each in its own '
+    'process; empty: one run with --mesh_devices.')
+_MESH_DEVICES = flags.DEFINE_integer(
+    'mesh_devices', 1, 'Devices the samples are split over (1: no sharding).')
+
 K, TW, D, T, POOL = 10, 7, 7, 60, 2
 
 
@@ -63,6 +80,10 @@ def _load() -> list[float]:
 def _data(n: int) -> np.ndarray:
   return make_planted(n, num_features=D, length=T, num_filters=5,
                       filter_length=TW, seed=0)[0].x
+
+
+def _mesh():
+  return sharding.create_mesh(_MESH_DEVICES.value)
 
 
 def _train_2level(x, cfg):
@@ -78,7 +99,7 @@ def _train_2level(x, cfg):
   rcbm_lib.fit_rcbm(
       x, specs, cfg=cfg, feature_names=[f'f{j}' for j in range(D)],
       fit_kwargs=dict(max_iters=_MAX_ITERS.value, tol=1e-4,
-                      batch_size=_BATCH.value, num_restarts=1),
+                      batch_size=_BATCH.value, num_restarts=1, mesh=_mesh()),
       make_callback=make_callback)
   seconds = time.perf_counter() - t0
   levels = []
@@ -99,9 +120,10 @@ def _train_2level(x, cfg):
 
 def _ms_per_fista_iter(x_np, cfg):
   """Level-1 h-step over all samples: (time(40) - time(10)) / 30 iterations."""
-  x = cbm.to_solver_layout(x_np, _BATCH.value, cfg.form)
+  mesh = _mesh()
+  x = cbm.to_solver_layout(x_np, _BATCH.value, cfg.form, mesh=mesh)
   w0 = cbm.init_filters(x_np, K, TW, 0)
-  state = cbm.init_state(x, w0)
+  state = cbm.init_state(x, w0, mesh=mesh)
   lam = jnp.asarray(cfg.lam, x.dtype)
 
   def make(iters):
@@ -171,10 +193,17 @@ def _recovery_figure(path):
 
 
 def main(argv):
-  del argv
+  del argv  # flags only; --devices re-runs with sys.argv
+  if _DEVICES.value:
+    out = sharding.rerun_per_device_count(
+        __file__, sys.argv[1:], [int(c) for c in _DEVICES.value])
+    out['load_average'] = _load()
+    print(json.dumps(out))
+    return
   result = {'load_before': _load(), 'jax': jax.__version__,
-            'devices': str(jax.devices()), 'K': K, 'Tw': TW, 'D': D, 'T': T,
-            'pool': POOL, 'batch_size': _BATCH.value}
+            'devices': str(jax.devices()),
+            'mesh_devices': sharding.num_devices(_mesh()), 'K': K, 'Tw': TW,
+            'D': D, 'T': T, 'pool': POOL, 'batch_size': _BATCH.value}
   if _HEADLINE.value:
     x = _data(10000)
     seconds, levels = _train_2level(x, cbm.SolverConfig())

@@ -19,6 +19,12 @@ rest of the interrupted epoch and ends with the same result as an
 uninterrupted run. A non-finite loss stops the run with `FloatingPointError`
 naming the step and epoch; parameters are not updated from that step on, and
 the last checkpoint (always from finite steps) is kept.
+
+Data parallel (`config.mesh_devices`, `cyan_rcbm.common.sharding`): the
+batch axis of every train and evaluation batch is split over a 1-D device
+mesh, parameters and optimizer state are replicated, and XLA all-reduces the
+gradient (the loss is a sum over the batch). Batches whose rows do not
+divide the device count get empty rows (mask 0: no loss, no metric).
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
 from cyan_rcbm import errors
 from cyan_rcbm.common import checkpoint as checkpoint_lib
+from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import analysis
 from cyan_rcbm.cyan import evaluate as evaluate_lib
@@ -147,22 +155,66 @@ def create_optimizer(train_config) -> optax.GradientTransformation:
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_train_step(graphdef, learning_rate: float, grad_clip: float):
+def _jitted_train_step(graphdef, learning_rate: float, grad_clip: float,
+                       mesh: Mesh | None):
   tx = optax.chain(optax.clip_by_global_norm(grad_clip),
                    optax.adam(learning_rate))
+  shardings = {}
+  if mesh is not None:
+    rep, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
+    shardings = dict(in_shardings=(rep, rep, rep, data, rep),
+                     out_shardings=rep)
   return jax.jit(functools.partial(_train_step, graphdef, tx),
-                 donate_argnums=(0, 1, 2))
+                 donate_argnums=(0, 1, 2), **shardings)
 
 
-def create_train_step(graphdef, train_config):
+def create_train_step(graphdef, train_config, mesh: Mesh | None = None):
   """The jitted train step `(params, opt_state, stats, inputs, step) -> ...`.
 
   Plain `jax.jit` over pure pytrees (params as a pure dict); params, optimizer
-  state and stats are donated. Cached per (graphdef, learning rate, clip), so
+  state and stats are donated. With a mesh, `inputs` are split over it on
+  the batch axis and everything else is replicated (the gradient's
+  all-reduce is XLA's). Cached per (graphdef, learning rate, clip, mesh), so
   runs in one process share compiled code.
   """
   return _jitted_train_step(graphdef, float(train_config.learning_rate),
-                            float(train_config.grad_clip))
+                            float(train_config.grad_clip), mesh)
+
+
+def pad_batch(batch: batching.Batch, rows: int) -> batching.Batch:
+  """`batch` with empty rows appended up to `rows` (mask 0, index -1)."""
+  fill = dict(index=-1, parents=-1)
+  return batching.Batch(**{
+      k: None if v is None else sharding.pad_rows(v, rows, fill.get(k, 0))
+      for k, v in batch._asdict().items()})
+
+
+def device_batch(batch: batching.Batch, mesh: Mesh | None) -> batching.Batch:
+  """The batch with rows padded to the device count and split over the mesh
+  (numpy and unchanged without one)."""
+  if mesh is None:
+    return batch
+  rows = sharding.round_up(batch.users.shape[0], mesh)
+  return sharding.shard(pad_batch(batch, rows), mesh)
+
+
+class DeviceBatches:
+  """A batcher's evaluation batches, split over the mesh (`device_batch`);
+  `evaluate.evaluate` takes it in place of the batcher."""
+
+  def __init__(self, batcher: batching.CascadeBatcher, mesh: Mesh | None):
+    self._batcher, self._mesh = batcher, mesh
+    self.parents = batcher.parents
+
+  def batches(self):
+    for batch in self._batcher.batches():
+      yield device_batch(batch, self._mesh)
+
+
+def _check_mesh(config, mesh: Mesh | None) -> None:
+  for key in ('batch_size', 'eval_batch_size'):
+    sharding.check_divisible(int(config.batching[key]), mesh,
+                             f'batching.{key}')
 
 
 def _check_data(config, splits: splits_lib.Splits) -> None:
@@ -198,12 +250,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns:
     the test metrics (also in `workdir/eval_test.json`).
   """
+  sharding.initialize_distributed(config.distributed)
+  mesh = sharding.create_mesh(config.mesh_devices)
+  _check_mesh(config, mesh)
   resuming = workdir_lib.prepare_workdir(config, workdir)
   eval_path = os.path.join(workdir, EVAL_FILE)
   splits = registry.load_splits(config.data)
   _check_data(config, splits)
   train_b, valid_b, test_b = make_batchers(config, splits)
-  print(f'[cyan] train: {train_b.report}', flush=True)
+  print(f'[cyan] train: {train_b.report}; {sharding.describe(mesh)}',
+        flush=True)
   b_init, w_scale = _time_init(train_b)
   graphdef, params = model_lib.init_params(
       config.model, splits.train.num_users, calendar=train_b.calendar,
@@ -224,7 +280,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   else:
     writer.truncate_after(0)
 
-  train_step = create_train_step(graphdef, config.train)
+  state = sharding.replicate(state, mesh)
+  train_step = create_train_step(graphdef, config.train, mesh)
   params, opt_state = state['params'], state['opt_state']
   best_params = state['best_params']
   step = int(meta['step'])
@@ -232,7 +289,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   total = config.train.num_epochs * num_batches
   progress = workdir_lib.Progress('cyan', total=total, unit='events',
                                   start=step)
-  stats = _zero_stats()
+  zero_stats = lambda: sharding.replicate(_zero_stats(), mesh)
+  stats = zero_stats()
   work = 0
 
   def flush(epoch):
@@ -244,7 +302,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           f'stopped without updating from it. The last good checkpoint is '
           f'step {ckpt.latest_step()} in {ckpt.directory}. Try a lower '
           'train.learning_rate or train.grad_clip.')
-    stats = _zero_stats()
+    stats = zero_stats()
     if s['count']:
       work += s['events']
       writer.write(step, epoch=epoch + 1, train_nll=s['user'] + s['time'],
@@ -265,8 +323,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     for i, batch in enumerate(train_b.batches(config.seed, epoch, start),
                               start):
       params, opt_state, stats = train_step(
-          params, opt_state, stats, evaluate_lib.model_inputs(batch),
-          jnp.asarray(step, jnp.int32))
+          params, opt_state, stats,
+          evaluate_lib.model_inputs(device_batch(batch, mesh)),
+          sharding.replicate(np.int32(step), mesh))
       step += 1
       _after_step(step)
       every = config.train.checkpoint_every
@@ -279,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # Early stopping on the validation NLL per event.
     if valid_b is not None:
       predictor = evaluate_lib.ModelPredictor(graphdef, params)
-      valid = evaluate_lib.evaluate(predictor, valid_b)
+      valid = evaluate_lib.evaluate(predictor, DeviceBatches(valid_b, mesh))
       nll = valid['nll_per_event']
       if not np.isfinite(nll):
         raise FloatingPointError(
@@ -312,7 +371,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Test evaluation with the best params, then the analyses.
   predictor = evaluate_lib.ModelPredictor(graphdef, best_params)
   if test_b is not None:
-    result = evaluate_lib.evaluate(predictor, test_b)
+    result = evaluate_lib.evaluate(predictor, DeviceBatches(test_b, mesh))
   else:
     result = metrics.compute_metrics(None, None, None, None, [])
   result['time_unit'] = splits.test.time_unit

@@ -21,8 +21,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
+from jax.sharding import Mesh
 
+from cyan_rcbm.common import sharding
 from cyan_rcbm.data import dynamics as dynamics_lib
 from cyan_rcbm.errors import DataError
 from cyan_rcbm.rcbm import cbm
@@ -143,11 +144,14 @@ def _infer_batch(x_BxTxD, w_KxDxTw, lam, *, cfg, filter_length):
 
 
 def infer_level(x_NxDxT: np.ndarray, level: Level,
-                settings: InferenceSettings) -> LevelActivations:
+                settings: InferenceSettings, mesh: Mesh | None = None
+                ) -> LevelActivations:
   """Task 1 (Algorithm 2) from h = 0 for one level's input.
 
   Batches of `min(batch_size, next power of two >= n)` samples (the last
-  one zero-padded), so that sets of similar size share one compilation.
+  one zero-padded), so that sets of similar size share one compilation;
+  with a device mesh, batches are split over its devices (their size
+  rounded up to a multiple of the device count).
   """
   n, d, _ = x_NxDxT.shape
   cfg = cbm.SolverConfig(inner_max_iters=settings.max_iters,
@@ -155,17 +159,20 @@ def infer_level(x_NxDxT: np.ndarray, level: Level,
                          form=settings.form)
   size = 1 << max(0, (n - 1).bit_length())
   batch = min(settings.batch_size, size) if settings.batch_size > 0 else size
-  x = cbm.to_solver_layout(x_NxDxT, batch, cfg.form, pad=True)
+  x = cbm.to_solver_layout(x_NxDxT, batch, cfg.form, pad=True, mesh=mesh)
   dp = x.shape[-1]
-  w = jnp.pad(jnp.asarray(level.w, x.dtype), ((0, 0), (0, dp - d), (0, 0)))
-  lam = jnp.asarray(level.lam, x.dtype)
-  parts = [_infer_batch(x_b, w, lam, cfg=cfg,
-                        filter_length=level.filter_length) for x_b in x]
-  h, sq, l1 = (np.stack(jax.device_get(p)) for p in zip(*parts))
+  w = sharding.replicate(
+      jnp.pad(jnp.asarray(level.w, x.dtype), ((0, 0), (0, dp - d), (0, 0))),
+      mesh)
+  lam = sharding.replicate(jnp.asarray(level.lam, x.dtype), mesh)
+  parts = [_infer_batch(sharding.shard(x[c], mesh), w, lam, cfg=cfg,
+                        filter_length=level.filter_length)
+           for c in range(x.shape[0])]
+  h, sq, l1 = (np.stack([sharding.to_host(a) for a in p]) for p in zip(*parts))
   return LevelActivations(
       x=np.asarray(x_NxDxT),
       h=cbm.from_solver_layout(h, n, level.num_filters),
-      sq_err=np.asarray(sq).ravel()[:n], l1=np.asarray(l1).ravel()[:n])
+      sq_err=cbm.per_sample(sq, n), l1=cbm.per_sample(l1, n))
 
 
 def check_input(model: RCBM, x_NxDxT: np.ndarray, source: str = '') -> None:
@@ -188,7 +195,8 @@ def check_input(model: RCBM, x_NxDxT: np.ndarray, source: str = '') -> None:
 
 
 def infer(model: RCBM, x_NxDxT: np.ndarray, *, num_levels: int | None = None,
-          source: str = '') -> list[LevelActivations]:
+          source: str = '', mesh: Mesh | None = None
+          ) -> list[LevelActivations]:
   """Activations of levels 1..num_levels (default all) for new samples.
 
   Args:
@@ -197,6 +205,8 @@ def infer(model: RCBM, x_NxDxT: np.ndarray, *, num_levels: int | None = None,
       applied here).
     num_levels: stop after this many levels.
     source: file name for error messages.
+    mesh: split the samples over this device mesh
+      (`cyan_rcbm.common.sharding`); None: one device.
 
   Raises:
     DataError: x is not [n, D, T] with the model's D, is empty, too short,
@@ -209,7 +219,7 @@ def infer(model: RCBM, x_NxDxT: np.ndarray, *, num_levels: int | None = None,
   x = x.astype(dtype)
   out = []
   for i, level in enumerate(levels):
-    act = infer_level(x, level, model.inference)
+    act = infer_level(x, level, model.inference, mesh)
     out.append(act)
     if i + 1 < len(levels):
       x = max_pool(act.h, level.pool)

@@ -10,6 +10,12 @@ Writes to `workdir`:
   (held-out, h inferred on the learned filters), `train_seconds`;
 * `filters_level<l>.png`, `k_selection_level<l>.png`, `fit_histograms.png`.
 
+Data: `cyan_rcbm.rcbm.input_pipeline` (`load_dynamics`, `split_indices`,
+`data_scale`; re-exported here). Devices: `config.mesh_devices` > 1 (or 0:
+all) splits the samples over a device mesh for training and inference
+(`cyan_rcbm.common.sharding`); `config.distributed` first calls
+`jax.distributed.initialize()` for multi-host runs.
+
 Resuming: checkpoints (`cyan_rcbm.common.checkpoint`) hold the solver state
 of the level being trained every `checkpoint_every` outer iterations; a
 finished level is kept in `levels/level<l>.npz`. Re-running the same command
@@ -24,25 +30,27 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from cyan_rcbm import errors
 from cyan_rcbm.common import checkpoint as checkpoint_lib
+from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
-from cyan_rcbm.data import dynamics as dynamics_lib
-from cyan_rcbm.data.types import Dynamics
 from cyan_rcbm.rcbm import cbm
 from cyan_rcbm.rcbm import io as io_lib
 from cyan_rcbm.rcbm import likelihood
 from cyan_rcbm.rcbm import rcbm as rcbm_lib
 from cyan_rcbm.rcbm import select_k
+# Re-exported: the data side of a run.
+from cyan_rcbm.rcbm.input_pipeline import SCALES  # pylint: disable=unused-import
+from cyan_rcbm.rcbm.input_pipeline import SOURCES  # pylint: disable=unused-import
+from cyan_rcbm.rcbm.input_pipeline import data_scale
+from cyan_rcbm.rcbm.input_pipeline import load_dynamics
+from cyan_rcbm.rcbm.input_pipeline import split_indices
 
 EVAL_FILE = 'eval.json'
 LEVELS_DIR = 'levels'
-SCALES = ('none', 'global', 'feature')
-SOURCES = ('path', 'planted', 'higgs', 'cascades')
 
 
 # ---------------------------------------------------------------------------
@@ -94,7 +102,8 @@ def solver_config(config: ml_collections.ConfigDict) -> cbm.SolverConfig:
     raise errors.ConfigError(f'config.model: {e}') from None
 
 
-def _fit_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def _fit_kwargs(config: ml_collections.ConfigDict, mesh=None
+                ) -> dict[str, Any]:
   m = config.model
   if m.init not in cbm.INITS:
     raise errors.ConfigError(f'model.init must be one of {cbm.INITS}, got '
@@ -103,99 +112,7 @@ def _fit_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
               min_iters=int(m.min_iters), num_restarts=int(m.num_restarts),
               restart_iters=int(m.restart_iters),
               batch_size=int(m.batch_size), seed=int(config.seed),
-              init=m.init)
-
-
-# ---------------------------------------------------------------------------
-# Data.
-
-
-def _read_cascade_set(name: str):
-  """All files of a shipped cascade set with its graph, one vocab."""
-  from cyan_rcbm.data import readers  # pylint: disable=g-import-not-at-top
-  from cyan_rcbm.data import registry  # pylint: disable=g-import-not-at-top
-  if name not in registry.BUILTIN or registry.BUILTIN[name].graph is None:
-    raise errors.ConfigError(
-        f'data.cascades.name={name!r}: expected a shipped set with a '
-        'follower graph (android, christianity, topolstm_twitter)')
-  builtin = registry.BUILTIN[name]
-  root = registry.data_root()
-  options = readers.ReadOptions(min_length=1, duplicate_users='keep',
-                                lenient=builtin.lenient)
-  vocab, cascades, dataset = {}, [], None
-  keys = list(builtin.files)
-  for k in keys:
-    graph = os.path.join(root, builtin.graph) if k == keys[-1] else None
-    dataset, _ = readers.read_cascades(
-        os.path.join(root, builtin.files[k]), builtin.format, vocab=vocab,
-        graph_path=graph, options=options)
-    prefix = f'{k}:' if len(keys) > 1 else ''
-    cascades += [dataclasses.replace(c, id=prefix + c.id)
-                 for c in dataset.cascades]
-  return dataclasses.replace(dataset, cascades=tuple(cascades), source=name)
-
-
-def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
-  """The sample set `config.data` names (validated)."""
-  if data.source not in SOURCES:
-    raise errors.ConfigError(f'data.source must be one of {SOURCES}, got '
-                             f'{data.source!r}')
-  if data.source == 'path':
-    if not data.path:
-      raise errors.ConfigError(
-          'data.path is empty: give --config.data.path=FILE.npz (x [n, D, T]) '
-          'or pick a variant (tiny, synthetic, twitter_higgs, cascades_*)')
-    dyn = dynamics_lib.read_dynamics(data.path)
-  elif data.source == 'planted':
-    from cyan_rcbm.data import planted  # pylint: disable=g-import-not-at-top
-    dyn = planted.make_planted(**data.planted.to_dict())[0]
-  elif data.source == 'higgs':
-    from cyan_rcbm.data import higgs  # pylint: disable=g-import-not-at-top
-    dyn = higgs.higgs_dynamics(mode=data.higgs.mode,
-                               num_bins=int(data.higgs.num_bins),
-                               min_events=int(data.higgs.min_events))
-  else:
-    from cyan_rcbm.data import cascade_dynamics  # pylint: disable=g-import-not-at-top
-    dyn = cascade_dynamics.cascade_dynamics(
-        _read_cascade_set(data.cascades.name),
-        num_bins=int(data.cascades.num_bins), window=data.cascades.window)
-  dynamics_lib.validate_dynamics(dyn)
-  if data.max_samples and data.max_samples < dyn.num_samples:
-    rng = np.random.default_rng([int(data.split_seed), 7])
-    keep = np.sort(rng.choice(dyn.num_samples, int(data.max_samples),
-                              replace=False))
-    dyn = Dynamics(x=dyn.x[keep], feature_names=dyn.feature_names,
-                   ids=[dyn.ids[i] for i in keep], source=dyn.source)
-  return dyn
-
-
-def split_indices(num_samples: int, test_fraction: float, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-  """Seeded random (train, test) sample indices; at least one train sample."""
-  if not 0 <= test_fraction < 1:
-    raise errors.ConfigError(f'data.test_fraction must be in [0, 1), got '
-                             f'{test_fraction}')
-  num_test = int(round(num_samples * test_fraction))
-  if test_fraction > 0 and num_samples >= 2:
-    num_test = min(max(num_test, 1), num_samples - 1)
-  perm = np.random.default_rng([int(seed), 11]).permutation(num_samples)
-  return np.sort(perm[num_test:]), np.sort(perm[:num_test])
-
-
-def data_scale(x_NxDxT: np.ndarray, mode: str) -> np.ndarray:
-  """[D] divisors: ones ('none'), one global std, or per-feature stds."""
-  if mode not in SCALES:
-    raise errors.ConfigError(f'data.scale must be one of {SCALES}, got '
-                             f'{mode!r}')
-  d = x_NxDxT.shape[1]
-  if mode == 'none':
-    return np.ones(d)
-  x = np.asarray(x_NxDxT, np.float64)
-  if mode == 'global':
-    s = np.full(d, x.std())
-  else:
-    s = x.transpose(1, 0, 2).reshape(d, -1).std(axis=1)
-  return np.where(s > 0, s, 1.0)
+              init=m.init, mesh=mesh)
 
 
 def _float_dtype():
@@ -232,11 +149,13 @@ def _load_level(workdir, number):
     return level, z['h'], info
 
 
-def _state_template(x_NxDxT, spec, batch_size, cfg):
-  x = cbm.to_solver_layout(x_NxDxT, batch_size, cfg.form)
+def _state_template(x_NxDxT, spec, fit_kwargs, cfg):
+  mesh = fit_kwargs['mesh']
+  x = cbm.to_solver_layout(x_NxDxT, fit_kwargs['batch_size'], cfg.form,
+                           mesh=mesh)
   w = np.zeros((spec.num_filters, x_NxDxT.shape[1], spec.filter_length),
                x_NxDxT.dtype)
-  return cbm.init_state(x, w)
+  return cbm.init_state(x, w, mesh=mesh)
 
 
 # ---------------------------------------------------------------------------
@@ -250,10 +169,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   Returns:
     The contents of `eval.json`.
   """
+  sharding.initialize_distributed(config.distributed)
+  mesh = sharding.create_mesh(config.mesh_devices)
   resuming = workdir_lib.prepare_workdir(config, workdir)
   specs = level_specs(config)
   cfg = solver_config(config)
-  fit_kwargs = _fit_kwargs(config)
+  fit_kwargs = _fit_kwargs(config, mesh)
   dyn = load_dynamics(config.data)
   train_idx, test_idx = split_indices(dyn.num_samples,
                                       float(config.data.test_fraction),
@@ -262,11 +183,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   scale = data_scale(x_all[train_idx], config.data.scale)
   dtype = _float_dtype()
   x_train = (x_all[train_idx] / scale[None, :, None]).astype(dtype)
+  if 0 < fit_kwargs['batch_size'] < len(train_idx):
+    sharding.check_divisible(fit_kwargs['batch_size'], mesh,
+                             'model.batch_size')
   print(f'[rcbm] {dyn.source}: {dyn.num_samples} samples of '
         f'{dyn.num_features} features x {dyn.length} steps; '
         f'{len(train_idx)} train / {len(test_idx)} test; scale='
         f'{config.data.scale}; levels {[dataclasses.astuple(s) for s in specs]}'
-        f' (K, Tw, pool)', flush=True)
+        f' (K, Tw, pool); {sharding.describe(mesh)}', flush=True)
 
   model_path = os.path.join(workdir, io_lib.MODEL_FILE)
   eval_path = os.path.join(workdir, EVAL_FILE)
@@ -313,8 +237,8 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
       x_level = rcbm_lib.max_pool(h, level.pool).astype(x_train.dtype)
     latest = ckpt.latest_step()
     if len(completed) < len(specs) and latest is not None:
-      template = _state_template(x_level, specs[len(completed)],
-                                 fit_kwargs['batch_size'], cfg)
+      template = _state_template(x_level, specs[len(completed)], fit_kwargs,
+                                 cfg)
       step, state, meta = ckpt.restore(template)
       if meta.get('level') == len(completed) + 1:
         resume_state = state
@@ -383,7 +307,7 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
 def evaluate(config, workdir, model, level_info, x_train, x_test,
              train_seconds, fit_kwargs) -> dict[str, Any]:
   """eval.json contents (and figures): see the module docstring."""
-  acts_train = rcbm_lib.infer(model, x_train)
+  acts_train = rcbm_lib.infer(model, x_train, mesh=fit_kwargs['mesh'])
   logp_train = likelihood.joint_from_activations(model, acts_train)
   result: dict[str, Any] = {
       'num_train': int(x_train.shape[0]), 'num_test': int(x_test.shape[0]),
