@@ -64,6 +64,7 @@ def previous_event_network(dataset: str, mode: str) -> dict[str, Any] | None:
 
 
 def network_table(plan: Plan, net_rows) -> list[str]:
+  """Network inference per data set and attention model, and the baseline."""
   keys = ('pr_auc', 'precision', 'recall', 'f1', 'parent_accuracy',
           'parent_accuracy_previous_event')
   lines = ['| data set | model | n | PR-AUC | precision* | recall* | F1* | '

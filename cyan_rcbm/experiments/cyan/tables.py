@@ -11,6 +11,7 @@ from cyan_rcbm.experiments.cyan.plan import LABELS, MODELS, NEURAL
 
 def metric_stats(rows: Iterable[dict[str, Any]], key: str
            ) -> tuple[float, float, int] | None:
+  """(mean, sample std, n) of `key` over the rows that have it, else None."""
   values = [r[key] for r in rows if r.get(key) is not None]
   if not values:
     return None
@@ -19,6 +20,7 @@ def metric_stats(rows: Iterable[dict[str, Any]], key: str
 
 
 def fmt(stat, digits: int = 4) -> str:
+  """A `metric_stats` cell: 'mean' for one run, 'mean ± std' for several."""
   if stat is None:
     return '—'
   mean, std, n = stat
@@ -26,6 +28,7 @@ def fmt(stat, digits: int = 4) -> str:
 
 
 def metric_table(rows, datasets, models, keys, header_names=None) -> list[str]:
+  """One markdown table per data set: a row per model, a column per key."""
   lines = []
   for dataset in datasets:
     mine = [r for r in rows if r['dataset'] == dataset]
@@ -81,6 +84,7 @@ def _verdict(gap: float, a, b, allow_equal: bool) -> str:
 
 
 def rmse_ratio_lines(rows, datasets) -> list[str]:
+  """The best neural RMSE against the Poisson and Hawkes RMSEs."""
   lines = ['| data set | best neural RMSE | Poisson RMSE | Hawkes RMSE | '
            'neural / best point process |', '|---|---|---|---|---|']
   for dataset in datasets:

@@ -33,6 +33,7 @@ def _spearman(a, b):
 
 
 def run_anomalies(plan: Plan, kselect) -> dict[str, Any]:
+  """The real-set listing (a) and the planted ROC-AUC table (b)."""
   s = plan.settings
   out = {}
   # (a) The real set: lowest-probability samples vs a frequency ranking.

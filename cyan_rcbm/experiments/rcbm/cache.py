@@ -18,11 +18,13 @@ from cyan_rcbm.rcbm import rcbm as rcbm_lib
 
 
 def settings_key(plan: Plan) -> str:
+  """The JSON of the plan's settings: the key of every cache."""
   return json.dumps(dataclasses.asdict(plan.settings), sort_keys=True,
                     default=str)
 
 
 def load_cache(plan: Plan, name: str):
+  """The value cached as `<name>.json` with this plan's settings, else None."""
   path = os.path.join(plan.out_dir, f'{name}.json')
   if not os.path.exists(path):
     return None
@@ -35,6 +37,7 @@ def load_cache(plan: Plan, name: str):
 
 
 def save_cache(plan: Plan, name: str, value) -> None:
+  """Caches `value` as `<name>.json` under the plan's settings key."""
   os.makedirs(plan.out_dir, exist_ok=True)
   workdir_lib.dump_json({'settings': settings_key(plan), 'value': value},
                         os.path.join(plan.out_dir, f'{name}.json'))
@@ -45,6 +48,7 @@ def _model_path(plan: Plan, name: str) -> str:
 
 
 def cached_model(plan: Plan, name: str, train_fn) -> rcbm_lib.RCBM:
+  """The model cached as `models/<name>.npz`, else `train_fn()`, cached."""
   path = _model_path(plan, name)
   key_path = path + '.settings'
   key = settings_key(plan)

@@ -32,6 +32,7 @@ def chosen_k(kselect: dict[str, Any] | None, plan: Plan) -> tuple[int, int]:
 
 
 def composition_model(plan: Plan, data: Samples, k1: int, k2: int):
+  """The 2-level RCBM with K1, K2 on `data` (cached under --out_dir)."""
   s = plan.settings
 
   def train():
@@ -61,6 +62,7 @@ def _top_share_stats(h_NxKxS, values, share=0.1):
 
 
 def run_composition(plan: Plan, kselect) -> dict[str, Any]:
+  """Draws the filters ranked by activation; their shares and parameters."""
   s = plan.settings
   data = samples.real(plan)
   k1, k2 = chosen_k(kselect, plan)

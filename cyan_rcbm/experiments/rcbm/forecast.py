@@ -13,6 +13,7 @@ from cyan_rcbm.rcbm import applications
 
 
 def run_forecast(plan: Plan, kselect) -> dict[str, Any]:
+  """Forecasts after the cut bin from each feature set (strict time split)."""
   s = plan.settings
   cached = cache.load_cache(plan, 'forecast')
   if cached is not None:

@@ -50,6 +50,7 @@ def _bic_curve(settings, x_scaled, ks):
 
 
 def run_kselect(plan: Plan) -> dict[str, Any]:
+  """F(m), its knee and BIC over K, per level, for the real and planted sets."""
   s = plan.settings
   cached = cache.load_cache(plan, 'kselect')
   if cached is not None:

@@ -111,6 +111,7 @@ TINY_REAL_SAMPLES = 40
 
 
 def settings_for(mode: str) -> Settings:
+  """The `Settings` of a mode ('full', 'quick' or 'tiny')."""
   return {'full': FULL, 'quick': QUICK, 'tiny': TINY}[mode]
 
 
@@ -130,6 +131,7 @@ class Plan:
 
 def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
               experiments=None, notes: str | None = None) -> Plan:
+  """Checks the mode and experiments; results go to `out_dir` by default."""
   if mode not in ('full', 'quick', 'tiny'):
     raise ValueError(f'mode must be full, quick or tiny, got {mode!r}')
   experiments = tuple(experiments or EXPERIMENTS)
@@ -142,4 +144,5 @@ def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
 
 
 def log(msg: str) -> None:
+  """One progress line, time-stamped."""
   print(f'[reproduce_rcbm {time.strftime("%H:%M:%S")}] {msg}', flush=True)
