@@ -16,7 +16,7 @@ def _run(*args):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--config=configs/demo.py:nope'], 'no variants'),
+    (['--config=configs/demo.py:nope'], "unknown variant 'nope'"),
     (['--config=configs/demo.py', '--config.nope=1'], "no field 'nope'"),
     (['--config=configs/demo.py', '--config.seed=abc'], 'invalid literal'),
     (['--config=configs/missing.py'], 'does not exist'),
