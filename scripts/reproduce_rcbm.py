@@ -45,6 +45,9 @@ _TINY = flags.DEFINE_bool('tiny', False, 'Test-suite mode (planted data '
                           'only, tiny models; seconds).')
 _ONLY = flags.DEFINE_list('only', None, f'Experiments to run (default all: '
                           f'{reproduce_rcbm.EXPERIMENTS}).')
+_RUNTIME_MAX_N = flags.DEFINE_integer(
+    'runtime_max_n', 0, 'Runtime study: skip cells with more training '
+    'samples (reported as skipped; 0 = none skipped).')
 _NOTES = flags.DEFINE_string('notes', None, 'Markdown appended to results.md '
                              '(discussion, filter interpretation).')
 
@@ -58,7 +61,8 @@ def main(argv):
     raise app.UsageError('--quick and --tiny are exclusive')
   mode = 'tiny' if _TINY.value else 'quick' if _QUICK.value else 'full'
   plan = reproduce_rcbm.make_plan(_OUT_DIR.value, mode, _RESULTS_DIR.value,
-                                  _ONLY.value, _NOTES.value)
+                                  _ONLY.value, _NOTES.value,
+                                  runtime_max_n=_RUNTIME_MAX_N.value)
   reproduce_rcbm.reproduce(plan)
 
 

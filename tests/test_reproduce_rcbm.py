@@ -9,6 +9,7 @@ import pytest
 
 from cyan_rcbm.experiments import reproduce_rcbm
 from cyan_rcbm.experiments.rcbm import cells
+from cyan_rcbm.experiments.rcbm import runtime
 from cyan_rcbm.rcbm import cbm
 
 
@@ -85,3 +86,12 @@ def test_plan_errors():
     reproduce_rcbm.make_plan('/tmp/x', 'huge')
   with pytest.raises(ValueError, match='unknown experiments'):
     reproduce_rcbm.make_plan('/tmp/x', 'tiny', experiments=('nope',))
+
+
+def test_runtime_max_n_skips_larger_cells(tmp_path):
+  capped = reproduce_rcbm.make_plan(str(tmp_path), 'tiny',
+                                    experiments=('runtime',), runtime_max_n=10)
+  out = runtime.run_runtime(capped)
+  assert out['rows'] == []
+  assert {(s['n_train'], s['model']) for s in out['skipped']} == {(24, '*')}
+  assert 'runtime_max_n=10' in out['skipped'][0]['reason']

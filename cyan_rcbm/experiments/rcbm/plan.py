@@ -123,6 +123,9 @@ class Plan:
   results_dir: str
   experiments: tuple[str, ...]
   notes: str | None = None
+  # Runtime study: cells with more training samples than this are not run
+  # (reported as skipped); 0 = no limit. Not part of the cache key.
+  runtime_max_n: int = 0
 
   @property
   def settings(self) -> Settings:
@@ -130,7 +133,8 @@ class Plan:
 
 
 def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
-              experiments=None, notes: str | None = None) -> Plan:
+              experiments=None, notes: str | None = None,
+              runtime_max_n: int = 0) -> Plan:
   """Checks the mode and experiments; results go to `out_dir` by default."""
   if mode not in ('full', 'quick', 'tiny'):
     raise ValueError(f'mode must be full, quick or tiny, got {mode!r}')
@@ -140,7 +144,8 @@ def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
     raise ValueError(f'unknown experiments {sorted(unknown)}; expected some '
                      f'of {EXPERIMENTS}')
   return Plan(mode=mode, out_dir=out_dir, results_dir=results_dir or out_dir,
-              experiments=experiments, notes=notes)
+              experiments=experiments, notes=notes,
+              runtime_max_n=int(runtime_max_n or 0))
 
 
 def log(msg: str) -> None:

@@ -49,6 +49,11 @@ def run_runtime(plan: Plan) -> dict[str, Any]:
         skipped.append({'dataset': dataset, 'n_train': n, 'model': '*',
                         'reason': f'only {pool.size} training samples'})
         continue
+      if plan.runtime_max_n and n > plan.runtime_max_n:
+        skipped.append({'dataset': dataset, 'n_train': n, 'model': '*',
+                        'reason': f'not run: --runtime_max_n='
+                                  f'{plan.runtime_max_n}'})
+        continue
       for model in MODELS:
         if model == 'cae' and n > s.cae_max_n:
           skipped.append({'dataset': dataset, 'n_train': n, 'model': model,
