@@ -128,7 +128,7 @@ def _bench(variant: str) -> dict:
 
   predictor = evaluate.ModelPredictor(graphdef, params)
   t0 = time.perf_counter()
-  result = evaluate.evaluate(predictor, train.DeviceBatches(train_b, mesh))
+  result = train.evaluate_on_mesh(predictor, train_b, mesh)
   eval_s = time.perf_counter() - t0
   eval_events = train_b.report.num_events
   return dict(

@@ -16,15 +16,17 @@ Gram matrix and sums), so a sharded run computes the same numbers as the
 single-device run up to the order of floating-point sums.
 
 Multi-host runs: set `config.distributed = True` and start the same command
-on every host (with the coordinator's address in the environment
-`jax.distributed.initialize()` reads, e.g. on a cluster manager that sets it,
-or `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`);
-`initialize_distributed` calls `jax.distributed.initialize()` before any
-other JAX call, after which `jax.devices()` lists every host's devices.
+on every host (`initialize_distributed` says where the coordinator's address
+comes from); `jax.distributed.initialize()` runs before any other JAX call,
+after which `jax.devices()` lists every host's devices.
 Every host loads the same data and draws the same batches (a pure function
 of the seed and epoch); `put` hands each device only its slice
 (`jax.make_array_from_callback`), and `to_host` gathers sharded results
-(`multihost_utils.process_allgather`).
+(`multihost_utils.process_allgather`). The workdir must be shared by all
+hosts (orbax writes one checkpoint from all of them); process 0 writes the
+run files (`metrics.jsonl`, results, figures), the others their own
+`metrics.process<i>.jsonl`. Tested with 2 processes x 2 CPU devices on one
+machine (same numbers as one process); not on a real cluster.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import workdir as workdir_lib
 
 AXIS = 'data'
 
@@ -51,10 +54,44 @@ def initialize_distributed(distributed: bool) -> None:
   """Calls `jax.distributed.initialize()` once when `distributed` is set.
 
   Must run before anything else touches JAX devices (the training entry
-  points call it first).
+  points call it first). JAX finds the coordinator and the process count and
+  index itself on the clusters it knows (SLURM, Open MPI, Kubernetes, Cloud
+  TPU, ...); elsewhere set `JAX_COORDINATOR_ADDRESS=host:port` (read by JAX)
+  and `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID` (read here) on every process.
   """
-  if distributed and not jax.distributed.is_initialized():
-    jax.distributed.initialize()
+  if not distributed or jax.distributed.is_initialized():
+    return
+  kwargs = {}
+  for arg, name in (('num_processes', 'JAX_NUM_PROCESSES'),
+                    ('process_id', 'JAX_PROCESS_ID')):
+    if os.environ.get(name):
+      kwargs[arg] = int(os.environ[name])
+  jax.distributed.initialize(**kwargs)
+
+
+def is_primary() -> bool:
+  """True on the process that writes run files (process 0)."""
+  return jax.process_index() == 0
+
+
+def prepare_workdir(config: Any, workdir: str) -> bool:
+  """`workdir.prepare_workdir` on process 0 first, then on the others
+  (multi-host: one shared workdir); every process gets process 0's answer
+  (resuming or not)."""
+  if jax.process_count() == 1:
+    return workdir_lib.prepare_workdir(config, workdir)
+  resuming = is_primary() and workdir_lib.prepare_workdir(config, workdir)
+  resuming = bool(multihost_utils.broadcast_one_to_all(np.int32(resuming)))
+  if not is_primary():
+    workdir_lib.prepare_workdir(config, workdir)  # checks config.json
+  return resuming
+
+
+def metrics_file() -> str:
+  """`metrics.jsonl` on process 0, `metrics.process<i>.jsonl` elsewhere."""
+  if is_primary():
+    return workdir_lib.METRICS_FILE
+  return f'metrics.process{jax.process_index()}.jsonl'
 
 
 def create_mesh(mesh_devices: int) -> Mesh | None:
@@ -139,9 +176,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def _put_one(x, sharding: NamedSharding):
-  if jax.process_count() == 1:
-    return jax.device_put(x, sharding)
-  # Multi-host: every process holds the same global value; each device
+  if jax.process_count() == 1 or (isinstance(x, jax.Array)
+                                  and not x.is_fully_addressable):
+    return jax.device_put(x, sharding)  # a copy or a reshard of a global array
+  # Multi-host, a local value: every process holds the same one; each device
   # takes its own slice of it.
   value = np.asarray(x)
   return jax.make_array_from_callback(value.shape, sharding,

@@ -198,17 +198,41 @@ def device_batch(batch: batching.Batch, mesh: Mesh | None) -> batching.Batch:
   return sharding.shard(pad_batch(batch, rows), mesh)
 
 
-class DeviceBatches:
-  """A batcher's evaluation batches, split over the mesh (`device_batch`);
-  `evaluate.evaluate` takes it in place of the batcher."""
+class _PaddedBatches:
+  """A batcher's evaluation batches with rows padded to the device count."""
 
-  def __init__(self, batcher: batching.CascadeBatcher, mesh: Mesh | None):
+  def __init__(self, batcher: batching.CascadeBatcher, mesh: Mesh):
     self._batcher, self._mesh = batcher, mesh
-    self.parents = batcher.parents
 
   def batches(self):
     for batch in self._batcher.batches():
-      yield device_batch(batch, self._mesh)
+      yield pad_batch(batch, sharding.round_up(batch.users.shape[0],
+                                               self._mesh))
+
+
+class _MeshPredictor:
+  """`predict_scored` of a predictor on batches split over the mesh."""
+
+  def __init__(self, predictor: evaluate_lib.ModelPredictor, mesh: Mesh):
+    self._predictor, self._mesh = predictor, mesh
+
+  def predict_scored(self, batch: batching.Batch, exclude_active: bool):
+    scored = self._predictor.predict_scored(sharding.shard(batch, self._mesh),
+                                            exclude_active)
+    if jax.process_count() > 1:  # other hosts' rows: gather them here.
+      scored = jax.tree.map(sharding.to_host, scored)
+    return scored
+
+
+def evaluate_on_mesh(predictor: evaluate_lib.ModelPredictor,
+                     batcher: batching.CascadeBatcher, mesh: Mesh | None
+                     ) -> dict[str, Any]:
+  """`evaluate.evaluate` with every batch split over the mesh (padding rows
+  have no events: the metrics are those of the unsplit batches)."""
+  if mesh is None:
+    return evaluate_lib.evaluate(predictor, batcher)
+  return evaluate_lib.evaluate(_MeshPredictor(predictor, mesh),
+                               _PaddedBatches(batcher, mesh))
 
 
 def _check_mesh(config, mesh: Mesh | None) -> None:
@@ -253,7 +277,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   sharding.initialize_distributed(config.distributed)
   mesh = sharding.create_mesh(config.mesh_devices)
   _check_mesh(config, mesh)
-  resuming = workdir_lib.prepare_workdir(config, workdir)
+  resuming = sharding.prepare_workdir(config, workdir)
   eval_path = os.path.join(workdir, EVAL_FILE)
   splits = registry.load_splits(config.data)
   _check_data(config, splits)
@@ -270,7 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   meta = dict(epoch=0, batch=0, step=0, best_valid_nll=None, bad_epochs=0,
               done=False)
   ckpt = checkpoint_lib.Checkpointer(workdir)
-  writer = workdir_lib.MetricWriter(workdir)
+  writer = workdir_lib.MetricWriter(workdir, sharding.metrics_file())
   restored = ckpt.restore(state) if resuming else None
   if restored is not None:
     step, state, meta = restored
@@ -338,7 +362,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # Early stopping on the validation NLL per event.
     if valid_b is not None:
       predictor = evaluate_lib.ModelPredictor(graphdef, params)
-      valid = evaluate_lib.evaluate(predictor, DeviceBatches(valid_b, mesh))
+      valid = evaluate_on_mesh(predictor, valid_b, mesh)
       nll = valid['nll_per_event']
       if not np.isfinite(nll):
         raise FloatingPointError(
@@ -371,17 +395,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Test evaluation with the best params, then the analyses.
   predictor = evaluate_lib.ModelPredictor(graphdef, best_params)
   if test_b is not None:
-    result = evaluate_lib.evaluate(predictor, DeviceBatches(test_b, mesh))
+    result = evaluate_on_mesh(predictor, test_b, mesh)
   else:
     result = metrics.compute_metrics(None, None, None, None, [])
   result['time_unit'] = splits.test.time_unit
   result['best_valid_nll'] = meta['best_valid_nll']
   result['epochs'] = epoch
   result['steps'] = step
-  workdir_lib.dump_json(result, eval_path)
+  if sharding.is_primary():
+    workdir_lib.dump_json(result, eval_path)
   print(f'[cyan] test: ' + ', '.join(
       f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
       for k, v in result.items()), flush=True)
-  if config.model.variant != 'rmtpp' and test_b is not None:
+  if (config.model.variant != 'rmtpp' and test_b is not None
+      and sharding.is_primary()):
     analysis.run_analyses(config, workdir, predictor, test_b, splits.test)
   return result

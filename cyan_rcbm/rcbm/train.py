@@ -171,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   """
   sharding.initialize_distributed(config.distributed)
   mesh = sharding.create_mesh(config.mesh_devices)
-  resuming = workdir_lib.prepare_workdir(config, workdir)
+  resuming = sharding.prepare_workdir(config, workdir)
   specs = level_specs(config)
   cfg = solver_config(config)
   fit_kwargs = _fit_kwargs(config, mesh)
@@ -201,12 +201,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
 
   model, level_info, seconds = _train(config, workdir, resuming, x_train, specs, cfg,
                                 fit_kwargs, dyn.feature_names, scale)
-  io_lib.save_model(model, model_path)
-  for i, level in enumerate(model.levels):
-    np.save(os.path.join(workdir, f'filters_level{i + 1}.npy'), level.w)
+  if sharding.is_primary():
+    io_lib.save_model(model, model_path)
+    for i, level in enumerate(model.levels):
+      np.save(os.path.join(workdir, f'filters_level{i + 1}.npy'), level.w)
   result = evaluate(config, workdir, model, level_info, x_all[train_idx],
                     x_all[test_idx], seconds, fit_kwargs)
-  workdir_lib.dump_json(result, eval_path)
+  if sharding.is_primary():
+    workdir_lib.dump_json(result, eval_path)
   print(f'[rcbm] done: {eval_path}', flush=True)
   return result
 
@@ -221,7 +223,7 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
            feature_names, scale):
   """Level-by-level training with checkpoints; (model, level info, seconds)."""
   ckpt = checkpoint_lib.Checkpointer(workdir)
-  metrics = workdir_lib.MetricWriter(workdir)
+  metrics = workdir_lib.MetricWriter(workdir, sharding.metrics_file())
   completed, offsets, seconds, level_info = [], [0], [], []
   resume_state = None
   x_level = x_train
@@ -277,7 +279,8 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
     info = {'objective': float(fit.state.objective),
             'outer_iterations': iters, 'converged': bool(fit.converged),
             'seconds': secs}
-    _save_level(workdir, number, level, h, info)
+    if sharding.is_primary():
+      _save_level(workdir, number, level, h, info)
     offsets.append(offsets[number - 1] + iters)
     seconds.append(secs)
     level_info.append(info)
@@ -337,7 +340,7 @@ def evaluate(config, workdir, model, level_info, x_train, x_test,
   result['levels'] = levels
   for key in ('objective', 'sigma', 'beta', 'k_selected'):
     result[key] = [lv[key] for lv in levels]
-  if config.plots:
+  if config.plots and sharding.is_primary():
     from cyan_rcbm.rcbm import plots  # pylint: disable=g-import-not-at-top
     plots.write_all(workdir, model, acts_train, levels)
   return result
