@@ -50,8 +50,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       'tiny' if arg == 'tiny' else 'synthetic_cp_exp')
   if arg == 'default':
     cyan.data.num_cascades = 4000       # 3,200 train / 400 valid / 400 test
-    cyan.batching.bucket_lengths = (12, 20, 32)  # few shapes: less compiling
-    cyan.train.num_epochs = 4
+    cyan.batching.bucket_lengths = (16, 32)  # two shapes: less compiling
+    cyan.train.num_epochs = 8
     cyan.train.patience = 2
     cyan.log_every = 10
   config.cyan = cyan

@@ -70,7 +70,7 @@ def _run_part(name: str, workdir: str, run) -> dict[str, Any]:
       part = json.load(f)
     print(f'[demo] {name}: finished earlier in {part["seconds"]:.0f}s, '
           f'skipped ({path}).', flush=True)
-    return part
+    return dict(part, skipped=True)
   print(f'[demo] {name}: workdir {workdir}', flush=True)
   t0 = time.perf_counter()
   result = run()
@@ -168,7 +168,12 @@ def results_markdown(summary: dict[str, Any]) -> str:
   out.append('')
   out += [f'* `{p}`' for p in summary['figures']]
   out.append('')
-  out.append(f'Wall time: {summary["seconds"]:.0f}s.')
+  parts = summary.get('parts_seconds', summary['seconds'])
+  line = f'Wall time: {summary["seconds"]:.0f}s'
+  if summary.get('skipped'):
+    line += (f' ({summary["skipped"]} finished parts skipped; the parts took '
+             f'{parts:.0f}s when they ran)')
+  out.append(line + '.')
   return '\n'.join(out) + '\n'
 
 
@@ -192,16 +197,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   summary: dict[str, Any] = {
       'cyan': {'data': _cyan_data_name(config.cyan), 'runs': []},
       'rcbm': None, 'figures': []}
+  parts = []
   with _quiet_library_logs():
     for i, variant in enumerate(variants):
-      sub = _sub_config(config.cyan, config,
-                        model__variant=variant)
+      sub = _sub_config(config.cyan, config, model__variant=variant)
       sub_dir = cyan_dir(workdir, variant)
       part = _run_part(
           f'part {i + 1}/{count}: {MODEL_NAMES.get(variant, variant)} on '
           f'{summary["cyan"]["data"]}', sub_dir,
           lambda sub=sub, sub_dir=sub_dir: cyan_train.train_and_evaluate(
               sub, sub_dir))
+      parts.append(part)
       summary['cyan']['runs'].append({
           'variant': variant, 'workdir': os.path.relpath(sub_dir, workdir),
           'test': part['result'], 'seconds': part['seconds'],
@@ -214,6 +220,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         f'part {count}/{count}: {int(sub.model.num_levels)}-level RCBM on '
         f'{_rcbm_data_name(sub)}', sub_dir,
         lambda: rcbm_train.train_and_evaluate(sub, sub_dir))
+    parts.append(part)
     result = part['result']
     summary['rcbm'] = {
         'data': _rcbm_data_name(sub), 'workdir': RCBM_DIR,
@@ -227,6 +234,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                    for lv in result['levels']]}
     summary['figures'] += _figures(workdir, sub_dir)
   summary['seconds'] = time.perf_counter() - t0
+  summary['parts_seconds'] = sum(p['seconds'] for p in parts)
+  summary['skipped'] = sum(bool(p.get('skipped')) for p in parts)
   text = results_markdown(summary)
   with open(os.path.join(workdir, RESULTS_MD), 'w') as f:
     f.write('# Demo results\n\n' + text)

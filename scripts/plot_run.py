@@ -232,7 +232,10 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'Too many command-line arguments: {argv[1:]}')
   if not flags.FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
+  from absl import logging  # pylint: disable=g-import-not-at-top
   from cyan_rcbm import errors  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS['verbosity'].present:  # orbax logs ~20 INFO lines a load
+    logging.set_verbosity(logging.WARNING)
   try:
     plot_run(flags.FLAGS.workdir, flags.FLAGS.recompute)
   except errors.InputError as e:

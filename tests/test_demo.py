@@ -77,11 +77,14 @@ def test_rerun_skips_finished_parts(tiny_run, capsys):
   capsys.readouterr()
   again = demo.train_and_evaluate(config, workdir)
   out = capsys.readouterr().out
-  assert out.count('skipped') == 3
+  assert out.count('skipped (') == 3
   assert '[cyan] step' not in out and '[rcbm L1]' not in out
   assert again['cyan'] == summary['cyan']
   assert again['rcbm'] == summary['rcbm']
   assert '| CYAN-RNN(cov) |' in out and '\r' not in out
+  assert again['skipped'] == 3 and summary['skipped'] == 0
+  assert again['parts_seconds'] == pytest.approx(summary['parts_seconds'])
+  assert '3 finished parts skipped' in out
 
 
 def test_rerun_with_other_sizes_is_refused(tiny_run):
