@@ -93,5 +93,6 @@ def test_runtime_max_n_skips_larger_cells(tmp_path):
                                     experiments=('runtime',), runtime_max_n=10)
   out = runtime.run_runtime(capped)
   assert out['rows'] == []
-  assert {(s['n_train'], s['model']) for s in out['skipped']} == {(24, '*')}
+  assert {(s['n_train'], s['model']) for s in out['skipped']} == {
+      (24, m) for m in reproduce_rcbm.MODELS}
   assert 'runtime_max_n=10' in out['skipped'][0]['reason']

@@ -49,11 +49,6 @@ def run_runtime(plan: Plan) -> dict[str, Any]:
         skipped.append({'dataset': dataset, 'n_train': n, 'model': '*',
                         'reason': f'only {pool.size} training samples'})
         continue
-      if plan.runtime_max_n and n > plan.runtime_max_n:
-        skipped.append({'dataset': dataset, 'n_train': n, 'model': '*',
-                        'reason': f'not run: --runtime_max_n='
-                                  f'{plan.runtime_max_n}'})
-        continue
       for model in MODELS:
         if model == 'cae' and n > s.cae_max_n:
           skipped.append({'dataset': dataset, 'n_train': n, 'model': model,
@@ -63,6 +58,12 @@ def run_runtime(plan: Plan) -> dict[str, Any]:
         reps = s.reps if n < s.large_n else s.reps_large
         todo = [r for r in range(reps) if (dataset, model, n, r) not in done]
         if not todo:
+          continue
+        if plan.runtime_max_n and n > plan.runtime_max_n:
+          skipped.append({'dataset': dataset, 'n_train': n, 'model': model,
+                          'reason': f'{len(todo)} of {reps} repetitions not '
+                                    f'run (--runtime_max_n='
+                                    f'{plan.runtime_max_n})'})
           continue
         fit = cells.CELL_FITS[model]
         # Warm-up on the same shapes: compile time is not training time.
