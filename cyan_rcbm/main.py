@@ -52,10 +52,12 @@ def main(argv):
     raise app.UsageError('--config is required, e.g. --config=configs/cyan.py:tiny')
   if not _WORKDIR.value:
     raise app.UsageError('--workdir is required.')
+  if not flags.FLAGS['verbosity'].present:
+    # orbax logs ~20 INFO lines per checkpoint; progress lines are printed.
+    logging.set_verbosity(logging.WARNING)
   try:
     run(flags.FLAGS.config, _WORKDIR.value)
   except errors.InputError as e:
-    logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
