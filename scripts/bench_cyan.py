@@ -45,6 +45,7 @@ from cyan_rcbm.common import config_loading
 from cyan_rcbm.common import sharding
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import model as model_lib
+from cyan_rcbm.cyan import parallel
 from cyan_rcbm.cyan import train
 from cyan_rcbm.data import registry
 
@@ -97,7 +98,7 @@ def _bench(variant: str) -> dict:
   examples = {}
   for bucket, rows in train_b.plan():
     examples.setdefault(
-        bucket, train.device_batch(train_b.make_batch(bucket, rows), mesh))
+        bucket, parallel.device_batch(train_b.make_batch(bucket, rows), mesh))
   for batch in examples.values():
     inputs = evaluate.model_inputs(batch)
     step_fn.lower(params, opt_state, stats, inputs, step0).compile()
@@ -116,7 +117,7 @@ def _bench(variant: str) -> dict:
   host = [[train_b.make_batch(b, r) for b, r in train_b.plan(0, e)]
           for e in range(_EPOCHS.value)]
   events = sum(batch.num_events for epoch in host for batch in epoch)
-  batches = [[train.device_batch(batch, mesh) for batch in epoch]
+  batches = [[parallel.device_batch(batch, mesh) for batch in epoch]
              for epoch in host]
   t0 = time.perf_counter()
   for epoch in range(_EPOCHS.value):
@@ -128,7 +129,7 @@ def _bench(variant: str) -> dict:
 
   predictor = evaluate.ModelPredictor(graphdef, params)
   t0 = time.perf_counter()
-  result = train.evaluate_on_mesh(predictor, train_b, mesh)
+  result = parallel.evaluate_on_mesh(predictor, train_b, mesh)
   eval_s = time.perf_counter() - t0
   eval_events = train_b.report.num_events
   return dict(

@@ -150,6 +150,7 @@ def _cyan_step_sharding():
   from cyan_rcbm.common import config_loading  # pylint: disable=g-import-not-at-top
   from cyan_rcbm.cyan import evaluate  # pylint: disable=g-import-not-at-top
   from cyan_rcbm.cyan import model as model_lib  # pylint: disable=g-import-not-at-top
+  from cyan_rcbm.cyan import parallel  # pylint: disable=g-import-not-at-top
   from cyan_rcbm.cyan import train  # pylint: disable=g-import-not-at-top
   from cyan_rcbm.data import registry  # pylint: disable=g-import-not-at-top
   config = config_loading.load_config('configs/cyan.py:tiny',
@@ -162,7 +163,7 @@ def _cyan_step_sharding():
   opt_state = train.create_optimizer(config.train).init(params)
   state = sharding.replicate((params, opt_state, train._zero_stats()), mesh)  # pylint: disable=protected-access
   bucket, rows = train_b.plan()[0]
-  batch = train.device_batch(train_b.make_batch(bucket, rows), mesh)
+  batch = parallel.device_batch(train_b.make_batch(bucket, rows), mesh)
   step = train.create_train_step(graphdef, config.train, mesh)
   hlo = step.lower(*state, evaluate.model_inputs(batch),
                    sharding.replicate(np.int32(0), mesh)).compile().as_text()

@@ -229,9 +229,10 @@ def host_device_env(count: int) -> dict[str, str]:
 HOST_DEVICES_NOTE = (
     'Each device count ran in its own process with the data split over N '
     'devices. On a CPU-only machine the N devices are XLA host devices '
-    '(--xla_force_host_platform_device_count=N) that share the same cores: '
-    'the numbers show the cost of partitioning, not a speed-up. Real scaling '
-    'needs N accelerators.')
+    '(--xla_force_host_platform_device_count=N) that share the same cores, '
+    'each device on its own thread: a gain means work that one device ran on '
+    'one thread now uses more cores, a loss is the cost of partitioning; '
+    'neither is the scaling of N accelerators.')
 
 
 def rerun_per_device_count(script: str, argv: Sequence[str],

@@ -24,7 +24,8 @@ Data parallel (`config.mesh_devices`, `cyan_rcbm.common.sharding`): the
 batch axis of every train and evaluation batch is split over a 1-D device
 mesh, parameters and optimizer state are replicated, and XLA all-reduces the
 gradient (the loss is a sum over the batch). Batches whose rows do not
-divide the device count get empty rows (mask 0: no loss, no metric).
+divide the device count get empty rows (mask 0: no loss, no metric;
+`cyan_rcbm.cyan.parallel`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from cyan_rcbm.cyan import analysis
 from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import model as model_lib
+from cyan_rcbm.cyan import parallel
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import registry
 from cyan_rcbm.data import splits as splits_lib
@@ -181,60 +183,6 @@ def create_train_step(graphdef, train_config, mesh: Mesh | None = None):
                             float(train_config.grad_clip), mesh)
 
 
-def pad_batch(batch: batching.Batch, rows: int) -> batching.Batch:
-  """`batch` with empty rows appended up to `rows` (mask 0, index -1)."""
-  fill = dict(index=-1, parents=-1)
-  return batching.Batch(**{
-      k: None if v is None else sharding.pad_rows(v, rows, fill.get(k, 0))
-      for k, v in batch._asdict().items()})
-
-
-def device_batch(batch: batching.Batch, mesh: Mesh | None) -> batching.Batch:
-  """The batch with rows padded to the device count and split over the mesh
-  (numpy and unchanged without one)."""
-  if mesh is None:
-    return batch
-  rows = sharding.round_up(batch.users.shape[0], mesh)
-  return sharding.shard(pad_batch(batch, rows), mesh)
-
-
-class _PaddedBatches:
-  """A batcher's evaluation batches with rows padded to the device count."""
-
-  def __init__(self, batcher: batching.CascadeBatcher, mesh: Mesh):
-    self._batcher, self._mesh = batcher, mesh
-
-  def batches(self):
-    for batch in self._batcher.batches():
-      yield pad_batch(batch, sharding.round_up(batch.users.shape[0],
-                                               self._mesh))
-
-
-class _MeshPredictor:
-  """`predict_scored` of a predictor on batches split over the mesh."""
-
-  def __init__(self, predictor: evaluate_lib.ModelPredictor, mesh: Mesh):
-    self._predictor, self._mesh = predictor, mesh
-
-  def predict_scored(self, batch: batching.Batch, exclude_active: bool):
-    scored = self._predictor.predict_scored(sharding.shard(batch, self._mesh),
-                                            exclude_active)
-    if jax.process_count() > 1:  # other hosts' rows: gather them here.
-      scored = jax.tree.map(sharding.to_host, scored)
-    return scored
-
-
-def evaluate_on_mesh(predictor: evaluate_lib.ModelPredictor,
-                     batcher: batching.CascadeBatcher, mesh: Mesh | None
-                     ) -> dict[str, Any]:
-  """`evaluate.evaluate` with every batch split over the mesh (padding rows
-  have no events: the metrics are those of the unsplit batches)."""
-  if mesh is None:
-    return evaluate_lib.evaluate(predictor, batcher)
-  return evaluate_lib.evaluate(_MeshPredictor(predictor, mesh),
-                               _PaddedBatches(batcher, mesh))
-
-
 def _check_mesh(config, mesh: Mesh | None) -> None:
   for key in ('batch_size', 'eval_batch_size'):
     sharding.check_divisible(int(config.batching[key]), mesh,
@@ -348,7 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                               start):
       params, opt_state, stats = train_step(
           params, opt_state, stats,
-          evaluate_lib.model_inputs(device_batch(batch, mesh)),
+          evaluate_lib.model_inputs(parallel.device_batch(batch, mesh)),
           sharding.replicate(np.int32(step), mesh))
       step += 1
       _after_step(step)
@@ -362,7 +310,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # Early stopping on the validation NLL per event.
     if valid_b is not None:
       predictor = evaluate_lib.ModelPredictor(graphdef, params)
-      valid = evaluate_on_mesh(predictor, valid_b, mesh)
+      valid = parallel.evaluate_on_mesh(predictor, valid_b, mesh)
       nll = valid['nll_per_event']
       if not np.isfinite(nll):
         raise FloatingPointError(
@@ -395,7 +343,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Test evaluation with the best params, then the analyses.
   predictor = evaluate_lib.ModelPredictor(graphdef, best_params)
   if test_b is not None:
-    result = evaluate_on_mesh(predictor, test_b, mesh)
+    result = parallel.evaluate_on_mesh(predictor, test_b, mesh)
   else:
     result = metrics.compute_metrics(None, None, None, None, [])
   result['time_unit'] = splits.test.time_unit
