@@ -9,9 +9,6 @@ level 1 (SPEC B7, B8).
 
 from __future__ import annotations
 
-import dataclasses
-import os
-
 import ml_collections
 import numpy as np
 
@@ -21,31 +18,6 @@ from cyan_rcbm.data.types import Dynamics
 
 SCALES = ('none', 'global', 'feature')
 SOURCES = ('path', 'planted', 'higgs', 'cascades')
-
-
-def _read_cascade_set(name: str):
-  """All files of a shipped cascade set with its graph, one vocab."""
-  from cyan_rcbm.data import readers  # pylint: disable=g-import-not-at-top
-  from cyan_rcbm.data import registry  # pylint: disable=g-import-not-at-top
-  if name not in registry.BUILTIN or registry.BUILTIN[name].graph is None:
-    raise errors.ConfigError(
-        f'data.cascades.name={name!r}: expected a shipped set with a '
-        'follower graph (android, christianity, topolstm_twitter)')
-  builtin = registry.BUILTIN[name]
-  root = registry.data_root()
-  options = readers.ReadOptions(min_length=1, duplicate_users='keep',
-                                lenient=builtin.lenient)
-  vocab, cascades, dataset = {}, [], None
-  keys = list(builtin.files)
-  for k in keys:
-    graph = os.path.join(root, builtin.graph) if k == keys[-1] else None
-    dataset, _ = readers.read_cascades(
-        os.path.join(root, builtin.files[k]), builtin.format, vocab=vocab,
-        graph_path=graph, options=options)
-    prefix = f'{k}:' if len(keys) > 1 else ''
-    cascades += [dataclasses.replace(c, id=prefix + c.id)
-                 for c in dataset.cascades]
-  return dataclasses.replace(dataset, cascades=tuple(cascades), source=name)
 
 
 def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
@@ -70,7 +42,7 @@ def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
   else:
     from cyan_rcbm.data import cascade_dynamics  # pylint: disable=g-import-not-at-top
     dyn = cascade_dynamics.cascade_dynamics(
-        _read_cascade_set(data.cascades.name),
+        cascade_dynamics.read_pooled_set(data.cascades.name),
         num_bins=int(data.cascades.num_bins), window=data.cascades.window)
   dynamics_lib.validate_dynamics(dyn)
   if data.max_samples and data.max_samples < dyn.num_samples:
