@@ -281,3 +281,19 @@ def test_bad_sampling_arguments(model):
     model.forecast_size(prefix, horizon=1.0, level=1.0)
   with pytest.raises(cr.InputError, match='horizon'):
     model.forecast_size(prefix, horizon=0.0)
+
+
+def test_calendar_model_samples_carry_timestamps():
+  config = cr.load_config('configs/cyan.py:tiny', data__time_scale=3600.0)
+  m = cr.create_cyan(config, U, calendar=True)
+  prefix = _prefix(4)
+  stamps = 1.7e9 + (prefix.times - prefix.times[0]) * 3600.0
+  prefix = types.Cascade(id='p', users=prefix.users, times=prefix.times,
+                         timestamps=stamps)
+  out = m.sample(prefix, num_samples=64, max_events=20, horizon=4.0, seed=0)
+  assert any(len(c) > 4 for c in out)
+  for c in out:
+    np.testing.assert_allclose(
+        c.timestamps, stamps[-1] + (c.times - prefix.times[-1]) * 3600.0)
+  with pytest.raises(cr.InputError, match='timestamps'):
+    m.sample(_prefix(4), num_samples=2, max_events=2)

@@ -28,6 +28,7 @@ import functools
 import json
 import math
 import os
+import warnings
 from typing import Any, Sequence
 
 import jax
@@ -153,6 +154,12 @@ class CyanModel:
   def time_scale(self) -> float:
     """Seconds (or source units) per model time unit (`data.time_scale`)."""
     return float(self.config.data.time_scale)
+
+  def splits(self) -> splits_lib.Splits:
+    """The run's train/valid/test data (`config.data`, loaded once)."""
+    if self._splits is None:
+      self._splits = registry.load_splits(self.config.data)
+    return self._splits
 
   def user_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
     """Original tokens of dense user ids."""
@@ -303,9 +310,7 @@ class CyanModel:
         raise errors.InputError(
             f'unknown split {data!r}; expected one of {SPLITS} or a '
             'CascadeDataset.')
-      if self._splits is None:
-        self._splits = registry.load_splits(self.config.data)
-      data = getattr(self._splits, data)
+      data = getattr(self.splits(), data)
     if isinstance(data, types.CascadeDataset):
       return self._remap(data)
     return types.CascadeDataset(cascades=tuple(self._as_cascades(data)),
@@ -618,7 +623,7 @@ def _model_info(config: ml_collections.ConfigDict, workdir: str
 
 
 def load_cyan(workdir: str, *, step: int | None = None) -> CyanModel:
-  """The best-validation parameters of a (finished or partial) CYAN run.
+  """The best-validation model of a (finished or partial) CYAN run (SPEC A4).
 
   Reads `workdir/config.json` and the orbax checkpoint (`best_params`; the
   parameters early stopping on the validation NLL of Eq. 8 selected).
@@ -654,7 +659,9 @@ def load_cyan(workdir: str, *, step: int | None = None) -> CyanModel:
   template = dict(params=params, opt_state=tx.init(params),
                   best_params=params)
   ckpt = checkpoint_lib.Checkpointer(workdir)
-  restored = ckpt.restore(template, step=step)
+  with warnings.catch_warnings():  # orbax: sharding read from the checkpoint
+    warnings.filterwarnings('ignore', message='Sharding info not provided')
+    restored = ckpt.restore(template, step=step)
   if restored is None:
     raise errors.InputError(f'{workdir} has no checkpoint to load.')
   step, state, _ = restored
