@@ -62,6 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.task = 'cyan'
   config.seed = 0                  # parameter init and batch order
   config.log_every = 50            # train steps between progress lines / metric rows
+  config.tensorboard = False       # also write TensorBoard scalars (needs tensorboardX)
   config.mesh_devices = 1          # data parallel: devices the batch is split over
                                    #   (1: one device, 0: all, N: the first N)
   config.distributed = False       # multi-host: jax.distributed.initialize() first

@@ -91,6 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.infer_batch_size = 2000  # samples per inference batch
 
   config.log_every = 1              # progress line every N outer iterations
+  config.tensorboard = False       # also write TensorBoard scalars (needs tensorboardX)
   config.checkpoint_every = 10      # checkpoint every N outer iterations
   config.plots = True               # write PNG figures
   config.mesh_devices = 1           # data parallel: devices the samples are split
