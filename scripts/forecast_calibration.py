@@ -69,9 +69,9 @@ _CENSOR_END = flags.DEFINE_float(
     '-log S(censor_end - t_N) (the cascade is observed until censor_end '
     'after its first event; the generator horizon T = 100) and forecast '
     'with it. 0: only the library model (Eq. 8).')
-_CENSORED_LR = flags.DEFINE_float('censored_learning_rate', 3e-4,
+_CENSORED_LR = flags.DEFINE_float('censored_learning_rate', 1e-3,
                                   'Adam step size of the censored model.')
-_CENSORED_EPOCHS = flags.DEFINE_integer('censored_epochs', 15,
+_CENSORED_EPOCHS = flags.DEFINE_integer('censored_epochs', 10,
                                         'Epochs of the censored model.')
 
 
