@@ -144,14 +144,45 @@ def test_planted_filters_are_recovered(seed):
       fit.history[-1]['objective'])
 
 
-def test_restart_screening_continues_the_best():
+def test_restart_screening_continues_the_best(capsys):
   dyn, _, _ = make_planted(120, length=30, seed=4)
+  progress = cbm.FitProgress('fit', 30, num_restarts=3, restart_iters=4,
+                             log_every=2)
+  screened = []
+
+  def screen(restart, state, info):
+    screened.append((restart, None if info is None else info['iteration']))
+    progress.screen(restart, state, info)
+
   fit = cbm.fit_cbm(dyn.x, 3, 5, cfg=cbm.SolverConfig(lam=0.3),
-                    max_iters=30, num_restarts=3, restart_iters=4, seed=1)
+                    max_iters=30, num_restarts=3, restart_iters=4, seed=1,
+                    callback=lambda state, info: progress.iteration(info),
+                    screen_callback=screen)
   assert min(fit.restart_objectives) == pytest.approx(
       fit.history[3]['objective'])
   assert [h['iteration'] for h in fit.history] == list(
       range(1, len(fit.history) + 1))
+  kept = int(np.argmin(fit.restart_objectives))
+  assert screened == [(j, i) for j in range(3) for i in range(1, 5)] + [
+      (kept, None)]
+  # Progress: each restart as it runs (iterations 1, 2, 4), a line when it
+  # ends, the kept one, then only the kept run's live iterations.
+  lines = capsys.readouterr().out.splitlines()
+  assert '\r' not in ''.join(lines)
+  for j in range(3):
+    steps = [l for l in lines if l.startswith(f'[fit restart {j + 1}/3] step')]
+    assert [l.split()[4] for l in steps] == ['1/4', '2/4', '4/4'], steps
+    assert 'iterations/s' not in steps[0] and 'iterations/s' in steps[1]
+    done = [l for l in lines if l.startswith(f'[fit] restart {j + 1}/3 done: '
+                                             '4 outer iterations, objective')]
+    assert len(done) == 1 and lines.index(done[0]) > lines.index(steps[-1])
+  assert lines.count(f'[fit] kept restart {kept + 1}/3 (objective '
+                     f'{fit.restart_objectives[kept]:.6g}, 4 outer '
+                     'iterations)') == 1
+  live = [int(l.split()[2].split('/')[0]) for l in lines
+          if l.startswith('[fit] step')]
+  last = len(fit.history)
+  assert live == [5] + [i for i in range(6, last + 1) if i % 2 == 0], live
 
 
 def test_mle_penalty_collapse_is_reported():

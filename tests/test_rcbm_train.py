@@ -1,7 +1,10 @@
 """End-to-end tests of cyan_rcbm.rcbm.train (configs/rcbm.py), with resume."""
 
+import contextlib
+import io
 import json
 import os
+import re
 import runpy
 
 import numpy as np
@@ -26,8 +29,58 @@ class _Interrupt(Exception):
 @pytest.fixture(scope='module')
 def full_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('full'))
-  result = train.train_and_evaluate(config_loading.load_config(TINY), workdir)
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    result = train.train_and_evaluate(config_loading.load_config(TINY),
+                                      workdir)
+  _LOGS['full'] = out.getvalue()
   return workdir, result
+
+
+_LOGS = {}  # stdout of the module fixtures' runs
+
+
+def _steps(lines, prefix):
+  """'i/N' of the progress lines that start with `prefix`."""
+  return [re.search(r'\] step (\S+)', l).group(1) for l in lines
+          if l.startswith(prefix)]
+
+
+def test_progress_lines_of_restarts_and_evaluation(full_run):
+  """tiny: 2 levels, 2 restarts screened for 3 iterations, then the kept
+  one runs on to 12; BIC refits with K = 3 for 5 iterations."""
+  log = _LOGS['full']
+  assert '\r' not in log
+  lines = log.splitlines()
+  rows = workdir_lib.MetricWriter(full_run[0]).read()
+  for level in (1, 2):
+    name = f'[rcbm L{level}'
+    for j in (1, 2):
+      assert _steps(lines, f'{name} restart {j}/2] step') == [
+          '1/3', '2/3', '3/3']
+      assert len([l for l in lines if l.startswith(
+          f'{name}] restart {j}/2 done: 3 outer iterations')]) == 1
+    assert len([l for l in lines
+                if l.startswith(f'{name}] kept restart ')]) == 1
+    # the kept run: its own iterations 4.. once each (screening ones are
+    # not replayed); the first has no rate, the next ones have one.
+    live = [l for l in lines if l.startswith(f'{name}] step ')]
+    iters = [r['iteration'] for r in rows if r['level'] == level]
+    assert _steps(lines, f'{name}] step ') == [
+        f'{i}/12' for i in range(4, max(iters) + 1)]
+    assert 'iterations/s' not in live[0] and 'ETA' in live[1]
+  for what in ('inferring the activations of 96 train samples (2 levels)',
+               'log-likelihood of 24 test samples', 'writing figures'):
+    start = lines.index(f'[rcbm] eval: {what} ...')
+    assert re.fullmatch(r'\[rcbm\] eval: done in \d+\.\ds.*',
+                        lines[start + 1]), lines[start + 1]
+  for level in (1, 2):
+    assert _steps(lines, f'[rcbm BIC L{level} K=3] step') == [
+        f'{i}/5' for i in range(1, 6)]
+    assert len([l for l in lines if re.fullmatch(
+        rf'\[rcbm\] eval: BIC level {level} K=3 \(1/1\): log L \S+, 5 outer '
+        r'iterations, converged=False, \d+\.\ds', l)]) == 1
+  assert re.search(r'^\[rcbm\] eval: finished in \d+\.\ds$', log, re.M)
 
 
 def test_tiny_run_writes_everything(full_run):

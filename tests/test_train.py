@@ -1,8 +1,11 @@
 """Tests for cyan_rcbm.cyan.train: end to end, resumption, NaN handling."""
 
+import contextlib
+import io
 import json
 import math
 import os
+import re
 
 import jax
 import numpy as np
@@ -13,6 +16,7 @@ from cyan_rcbm.common import checkpoint
 from cyan_rcbm.common import config_loading
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import metrics
+from cyan_rcbm.cyan import parallel
 from cyan_rcbm.cyan import train
 
 
@@ -45,8 +49,37 @@ def _final_params(workdir):
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('uninterrupted'))
-  result = train.train_and_evaluate(_config(), workdir)
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    result = train.train_and_evaluate(_config(), workdir)
+  _LOGS['uninterrupted'] = out.getvalue()
   return workdir, result
+
+
+_LOGS = {}  # stdout of the module fixtures' runs
+
+
+def test_progress_lines_cover_compilation_and_evaluation(uninterrupted):
+  log = _LOGS['uninterrupted']
+  assert '\r' not in log
+  lines = log.splitlines()
+  compiling = [i for i, l in enumerate(lines)
+               if l.startswith('[cyan] compiling the train step for 1 batch '
+                               'shape (rows x length: 16x32) ...')]
+  compiled = [i for i, l in enumerate(lines)
+              if re.fullmatch(r'\[cyan\] compiled in \d+\.\ds', l)]
+  first_step = next(i for i, l in enumerate(lines)
+                    if l.startswith('[cyan] step '))
+  assert len(compiling) == len(compiled) == 1
+  assert compiling[0] < compiled[0] < first_step
+  for epoch in (1, 2):
+    start = lines.index(f'[cyan] epoch {epoch} valid: evaluating 1 batches '
+                        '...')
+    assert re.fullmatch(rf'\[cyan\] epoch {epoch}: valid nll .* \(valid '
+                        r'\d+\.\ds, epoch \d+\.\ds\)', lines[start + 1])
+  start = lines.index('[cyan] test (best params): evaluating 1 batches ...')
+  assert re.fullmatch(r'\[cyan\] test: .* \(\d+\.\ds\)', lines[start + 1])
+  assert re.search(r'^\[cyan\] analyses done in \d+\.\ds$', log, re.M)
 
 
 def test_tiny_config_trains_end_to_end(uninterrupted):
@@ -119,6 +152,14 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoints(
     return users, gaps, mask, calendar
 
   monkeypatch.setattr(evaluate, 'model_inputs', poisoned)
+  compile_step = parallel.compile_train_step
+
+  def compile_then_count_from_zero(*args):
+    compile_step(*args)  # builds one batch per shape: not a train step.
+    calls.clear()
+
+  monkeypatch.setattr(parallel, 'compile_train_step',
+                      compile_then_count_from_zero)
   workdir = str(tmp_path / 'nan')
   with pytest.raises(FloatingPointError,
                      match=f'step {bad_step} \\(epoch 1\\)'):

@@ -4,13 +4,17 @@ A batch's rows are split over the mesh's `'data'` axis
 (`cyan_rcbm.common.sharding`); batches whose rows do not divide the device
 count get empty rows (mask 0, index -1), which add nothing to the loss or to
 any metric (`evaluate.evaluate` scores only positions with a next event).
+`compile_train_step` compiles the train step for every batch shape before
+training, with progress lines.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import jax
+import numpy as np
 from jax.sharding import Mesh
 
 from cyan_rcbm.common import sharding
@@ -70,3 +74,33 @@ def evaluate_on_mesh(predictor: evaluate_lib.ModelPredictor,
     return evaluate_lib.evaluate(predictor, batcher)
   return evaluate_lib.evaluate(_MeshPredictor(predictor, mesh),
                                _PaddedBatches(batcher, mesh))
+
+
+def compile_train_step(train_step, train_b: batching.CascadeBatcher,
+                       mesh: Mesh | None, *args) -> None:
+  """Compiles the train step ahead of time for every batch shape, with a
+  line before and after (compiling can take minutes: without these lines a
+  run is silent until its first progress line).
+
+  Args:
+    train_step: the jitted step of `train.create_train_step`; its cache
+      keeps the compiled shapes, so the training loop compiles nothing.
+    train_b: the train batcher. Every pass has the same shapes: a batch's
+      shape is that of its first cascade's bucket, and which buckets start
+      batches does not depend on the shuffle.
+    mesh: as for `device_batch`.
+    *args: `(params, opt_state, stats)` as the step receives them.
+  """
+  firsts = {}
+  for bucket, rows in train_b.plan():
+    firsts.setdefault(bucket, rows)
+  shapes = [(train_b.rows[b], train_b.bucket_lengths[b]) for b in firsts]
+  print(f'[cyan] compiling the train step for {len(shapes)} batch '
+        f'shape{"s" * (len(shapes) != 1)} (rows x length: {", ".join(f"{r}x{n}" for r, n in shapes)}) ...',
+        flush=True)
+  t0 = time.perf_counter()
+  step = sharding.replicate(np.int32(0), mesh)
+  for bucket, rows in firsts.items():
+    batch = device_batch(train_b.make_batch(bucket, rows), mesh)
+    train_step.lower(*args, evaluate_lib.model_inputs(batch), step).compile()
+  print(f'[cyan] compiled in {time.perf_counter() - t0:.1f}s', flush=True)

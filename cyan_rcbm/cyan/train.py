@@ -26,6 +26,12 @@ mesh, parameters and optimizer state are replicated, and XLA all-reduces the
 gradient (the loss is a sum over the batch). Batches whose rows do not
 divide the device count get empty rows (mask 0: no loss, no metric;
 `cyan_rcbm.cyan.parallel`).
+
+Progress (stdout, plain lines): the train step is compiled for every batch
+shape before training (`[cyan] compiling ...`, `[cyan] compiled in Xs`);
+then a step line every `log_every` steps (epoch, NLL, events/s, ETA), a
+line when validation starts and the epoch line with its seconds, and the
+same for the test evaluation and the analyses.
 """
 
 from __future__ import annotations
@@ -203,6 +209,15 @@ def _check_data(config, splits: splits_lib.Splits) -> None:
             "data.duplicate_users='first' or model.mask_active=False.")
 
 
+def _evaluate(predictor, batcher, mesh, what: str) -> tuple[dict, float]:
+  """`parallel.evaluate_on_mesh` with a start line; (metrics, seconds)."""
+  print(f'[cyan] {what}: evaluating {batcher.num_batches()} batches ...',
+        flush=True)
+  t0 = time.perf_counter()
+  result = parallel.evaluate_on_mesh(predictor, batcher, mesh)
+  return result, time.perf_counter() - t0
+
+
 def _fetch_stats(stats) -> dict[str, float]:
   s = jax.device_get(stats)
   count = max(int(s['count']), 1)
@@ -289,6 +304,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
               dict(meta, epoch=epoch, batch=batch, step=step))
 
   epoch = int(meta['epoch'])
+  if epoch < config.train.num_epochs and not meta['done']:
+    parallel.compile_train_step(train_step, train_b, mesh, params,
+                                opt_state, stats)
   while epoch < config.train.num_epochs and not meta['done']:
     t0 = time.perf_counter()
     start = int(meta['batch'])
@@ -310,7 +328,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     # Early stopping on the validation NLL per event.
     if valid_b is not None:
       predictor = evaluate_lib.ModelPredictor(graphdef, params)
-      valid = parallel.evaluate_on_mesh(predictor, valid_b, mesh)
+      valid, valid_secs = _evaluate(predictor, valid_b, mesh,
+                                    f'epoch {epoch + 1} valid')
       nll = valid['nll_per_event']
       if not np.isfinite(nll):
         raise FloatingPointError(
@@ -329,7 +348,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       print(f'[cyan] epoch {epoch + 1}: valid nll {nll:.4f} (user '
             f'{valid["user_nll_per_event"]:.4f}, time '
             f'{valid["time_nll_per_event"]:.4f}), acc@1 {valid["acc@1"]:.4f}, '
-            f'mrr {valid["mrr"]:.4f}{" *" if better else ""}', flush=True)
+            f'mrr {valid["mrr"]:.4f}{" *" if better else ""} (valid '
+            f'{valid_secs:.1f}s, epoch {time.perf_counter() - t0:.1f}s)',
+            flush=True)
       if meta['bad_epochs'] >= config.train.patience:
         print(f'[cyan] early stop: no better valid NLL for '
               f'{config.train.patience} epochs', flush=True)
@@ -342,8 +363,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   # Test evaluation with the best params, then the analyses.
   predictor = evaluate_lib.ModelPredictor(graphdef, best_params)
+  test_secs = 0.0
   if test_b is not None:
-    result = parallel.evaluate_on_mesh(predictor, test_b, mesh)
+    result, test_secs = _evaluate(predictor, test_b, mesh,
+                                  'test (best params)')
   else:
     result = metrics.compute_metrics(None, None, None, None, [])
   result['time_unit'] = splits.test.time_unit
@@ -354,8 +377,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     workdir_lib.dump_json(result, eval_path)
   print(f'[cyan] test: ' + ', '.join(
       f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
-      for k, v in result.items()), flush=True)
+      for k, v in result.items()) + f' ({test_secs:.1f}s)', flush=True)
   if (config.model.variant != 'rmtpp' and test_b is not None
       and sharding.is_primary()):
+    print('[cyan] analyses (alignments, network inference) ...', flush=True)
+    t0 = time.perf_counter()
     analysis.run_analyses(config, workdir, predictor, test_b, splits.test)
+    print(f'[cyan] analyses done in {time.perf_counter() - t0:.1f}s',
+          flush=True)
   return result

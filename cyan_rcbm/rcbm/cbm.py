@@ -39,7 +39,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 import jax
 import numpy as np
@@ -48,6 +48,7 @@ from jax.sharding import Mesh
 
 from cyan_rcbm import errors
 from cyan_rcbm.common import sharding
+from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.data import dynamics as dynamics_lib
 # Re-exported: the CBM API callers import from `cbm`.
 from cyan_rcbm.rcbm.cbm_filters import filter_matrix  # pylint: disable=unused-import
@@ -143,12 +144,107 @@ def _restart_score(info: dict[str, float], cfg: SolverConfig) -> float:
   return info['objective' if cfg.penalty == 'fixed' else 'neg_log_joint']
 
 
+def screen_iters(max_iters: int, restart_iters: int) -> int:
+  """Outer iterations of one screened restart, at most (`fit_cbm`)."""
+  return restart_iters if 0 < restart_iters < max_iters else max_iters
+
+
+class FitProgress:
+  """Readable progress lines of one `fit_cbm` run, screened restarts included.
+
+  Use as `fit_cbm(..., callback=cb, screen_callback=progress.screen)` with
+  `cb` calling `progress.iteration(info)`. Prints (plain lines,
+  `workdir.Progress`, every `log_every` outer iterations and the first):
+
+  * each screened restart as it runs: `[NAME restart j/R] step i/N ...`,
+    then `[NAME] restart j/R done: ...` with its iterations, objective and
+    seconds, and `[NAME] kept restart k/R ...`;
+  * the kept run's own iterations `[NAME] step i/max_iters ...`; the
+    replayed screening iterations of the kept restart are not printed again
+    (they were printed with their own rates as they ran), so rates and ETA
+    are those of the live iterations.
+  """
+
+  def __init__(self, name: str, max_iters: int, *, num_restarts: int = 1,
+               restart_iters: int = 0, log_every: int = 1,
+               stream: TextIO | None = None):
+    self.name = name
+    self._num_restarts = num_restarts
+    self._screen_total = screen_iters(max_iters, restart_iters)
+    self._every = max(1, int(log_every))
+    self._stream = stream
+    self._main = workdir_lib.Progress(name, max_iters, unit='iterations',
+                                      stream=stream)
+    self._restart = -1      # index of the restart being screened
+    self._screen = None     # its Progress, started when the previous ended
+    self._screen_t0 = 0.0
+    self._last = {}         # restart -> its last info
+    self._replayed = 0      # iterations of the kept restart (not re-printed)
+    self._live = False
+    if num_restarts > 1:
+      self._next_restart()
+
+  def _print(self, line: str) -> None:
+    print(f'[{self.name}] {line}', file=self._stream, flush=True)
+
+  def _report(self, progress, info, first: bool) -> None:
+    it = int(info['iteration'])
+    if first or it == 1 or it % self._every == 0:
+      progress.report(it, objective=info['objective'], sigma=info['sigma'],
+                      beta=info['beta'], lam=info['lam'],
+                      inner=info['inner_iters'], rel=info['rel_change'])
+
+  def _next_restart(self) -> None:
+    """Starts the clock of the next restart (its setup and compilation
+    count in its elapsed time)."""
+    self._restart += 1
+    self._screen_t0 = time.perf_counter()
+    self._screen = workdir_lib.Progress(
+        f'{self.name} restart {self._restart + 1}/{self._num_restarts}',
+        self._screen_total, unit='iterations', stream=self._stream)
+
+  def _end_restart(self) -> None:
+    info = self._last.get(self._restart)
+    if info is None:  # not started (num_restarts given here was 1).
+      self._next_restart()
+      return
+    self._print(f'restart {self._restart + 1}/{self._num_restarts} done: '
+                f'{int(info["iteration"])} outer iterations, objective '
+                f'{info["objective"]:.6g}, rel change {info["rel_change"]:.2g}'
+                f', {time.perf_counter() - self._screen_t0:.1f}s')
+    self._next_restart()
+
+  def screen(self, restart: int, state: CBMState,
+             info: dict[str, float] | None) -> None:
+    """`fit_cbm`'s `screen_callback`."""
+    del state  # unused
+    if restart != self._restart or info is None:
+      self._end_restart()
+    if info is None:  # screening is over; `restart` is kept.
+      self._replayed = int(self._last[restart]['iteration'])
+      self._print(f'kept restart {restart + 1}/{self._num_restarts} '
+                  f'(objective {self._last[restart]["objective"]:.6g}, '
+                  f'{self._replayed} outer iterations)')
+      return
+    self._last[restart] = info
+    self._report(self._screen, info, first=False)
+
+  def iteration(self, info: dict[str, float]) -> None:
+    """Reports one outer iteration of the kept run (from `callback`)."""
+    if int(info['iteration']) <= self._replayed:
+      return
+    self._report(self._main, info, first=not self._live)
+    self._live = True
+
+
 def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
             *, cfg: SolverConfig = SolverConfig(), max_iters: int = 200,
             tol: float = 1e-4, min_iters: int = 3, num_restarts: int = 1,
             restart_iters: int = 0, batch_size: int = 0, seed: int = 0,
             init: str = 'gaussian',
             callback: Callable[[CBMState, dict[str, float]], Any] | None = None,
+            screen_callback: Callable[[int, CBMState, dict[str, float] | None],
+                                      Any] | None = None,
             initial_state: CBMState | None = None,
             mesh: Mesh | None = None) -> FitResult:
   """Learns one CBM (Algorithm 1) from n samples.
@@ -175,6 +271,13 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
     callback: called as `callback(state, info)` after every outer iteration
       of the kept run (screening iterations of the kept restart are replayed
       first), e.g. to log metrics and save checkpoints.
+    screen_callback: with num_restarts > 1, called as
+      `screen_callback(restart, state, info)` after every outer iteration of
+      each screened restart while it runs (restart 0-based, `info` as for
+      `callback`; do not modify it), and once as
+      `screen_callback(kept, state, None)` when screening ends, before the
+      kept restart's iterations are replayed through `callback`. For
+      progress output: the replayed iterations were seen here as they ran.
     initial_state: resume from this state (no restarts).
     mesh: split the samples over this device mesh
       (`cyan_rcbm.common.sharding.create_mesh`); None: one device.
@@ -217,19 +320,24 @@ def fit_cbm(x_NxDxT: np.ndarray | Array, num_filters: int, filter_length: int,
     state, converged = run(init_state(x, w0, 1.0, 1.0 / cfg.lam, mesh),
                            max_iters=max_iters, on_iter=live)
   else:
+    screen = screen_callback or (lambda restart, state, info: None)
     best = None
     for j in range(num_restarts):
       w0 = init_filters(x_np, num_filters, filter_length, seed + j, init)
       trace = []
-      screen_iters = (restart_iters if 0 < restart_iters < max_iters
-                      else max_iters)
+
+      def screened(s, i, j=j, trace=trace):
+        trace.append(i)
+        screen(j, s, i)
+
       state, converged = run(init_state(x, w0, 1.0, 1.0 / cfg.lam, mesh),
-                             max_iters=screen_iters,
-                             on_iter=lambda s, i: trace.append(i))
+                             max_iters=screen_iters(max_iters, restart_iters),
+                             on_iter=screened)
       restart_objectives.append(_restart_score(trace[-1], cfg))
       if best is None or restart_objectives[-1] < best[0]:
-        best = (restart_objectives[-1], state, converged, trace)
-    _, state, converged, trace = best
+        best = (restart_objectives[-1], state, converged, trace, j)
+    _, state, converged, trace, kept = best
+    screen(kept, state, None)
     for info in trace:
       live(state, info)
     if not converged and int(state.iteration) < max_iters:

@@ -20,6 +20,12 @@ Resuming: checkpoints (`cyan_rcbm.common.checkpoint`) hold the solver state
 of the level being trained every `checkpoint_every` outer iterations; a
 finished level is kept in `levels/level<l>.npz`. Re-running the same command
 continues from there; a finished run reuses `model.npz`.
+
+Progress (stdout, plain lines, every `log_every` outer iterations:
+`cbm.FitProgress`): per level, each screened restart as it runs, its end
+and the kept one, then the kept run's own iterations with rate and ETA;
+the evaluation prints a start and an end line (with seconds) for inference,
+the test likelihood, every BIC refit (plus its iterations) and the figures.
 """
 
 from __future__ import annotations
@@ -251,20 +257,28 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
     metrics.truncate_after(last_step)
   level_start = {}
 
+  reporters = []  # the FitProgress of the level being trained
+
   def make_callback(number):
     offset = offsets[number - 1]
     spec = specs[number - 1]
-    progress = workdir_lib.Progress(f'rcbm L{number}', fit_kwargs['max_iters'],
-                                    unit='iterations')
+    progress = cbm.FitProgress(
+        f'rcbm L{number}', fit_kwargs['max_iters'],
+        num_restarts=fit_kwargs['num_restarts'],
+        restart_iters=fit_kwargs['restart_iters'],
+        log_every=int(config.log_every))
+    reporters.append(progress)
+    restarts = fit_kwargs['num_restarts']
+    print(f'[rcbm] level {number}: K={spec.num_filters} filters of length '
+          f'{spec.filter_length}, at most {fit_kwargs["max_iters"]} outer '
+          'iterations' + (f', {restarts} restarts screened first'
+                          if restarts > 1 else ''), flush=True)
     level_start[number] = time.perf_counter()
 
     def callback(state, info):
       it = int(info['iteration'])
       metrics.write(offset + it, level=number, **info)
-      if it % max(1, int(config.log_every)) == 0 or it == 1:
-        progress.report(it, objective=info['objective'], sigma=info['sigma'],
-                        beta=info['beta'], lam=info['lam'],
-                        inner=info['inner_iters'], rel=info['rel_change'])
+      progress.iteration(info)
       if (it == int(state.iteration)
           and it % max(1, int(config.checkpoint_every)) == 0):
         ckpt.save(offset + it, state,
@@ -296,7 +310,9 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
       batch_size=int(config.eval.infer_batch_size), form=config.model.form)
   model, _ = rcbm_lib.fit_rcbm(
       x_train, specs, cfg=cfg, feature_names=feature_names, scale=scale,
-      inference=inference, fit_kwargs=fit_kwargs, completed=completed,
+      inference=inference, completed=completed,
+      fit_kwargs=dict(fit_kwargs, screen_callback=lambda j, state, info:
+                      reporters[-1].screen(j, state, info)),
       resume_state=resume_state, make_callback=make_callback,
       on_level_done=on_level_done, config=config.to_dict())
   ckpt.close()
@@ -310,6 +326,9 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
 def evaluate(config, workdir, model, level_info, x_train, x_test,
              train_seconds, fit_kwargs) -> dict[str, Any]:
   """eval.json contents (and figures): see the module docstring."""
+  t_eval = time.perf_counter()
+  t0 = _start(f'inferring the activations of {x_train.shape[0]} train '
+              f'samples ({model.num_levels} levels)')
   acts_train = rcbm_lib.infer(model, x_train, mesh=fit_kwargs['mesh'])
   logp_train = likelihood.joint_from_activations(model, acts_train)
   result: dict[str, Any] = {
@@ -318,10 +337,13 @@ def evaluate(config, workdir, model, level_info, x_train, x_test,
       'perplexity_test': None, 'mean_log_prob_train': float(logp_train.mean()),
       'mean_log_prob_test': None, 'train_seconds': train_seconds,
   }
+  _done(t0, f'perplexity_train {result["perplexity_train"]:.6g}')
   if x_test.shape[0]:
+    t0 = _start(f'log-likelihood of {x_test.shape[0]} test samples')
     logp_test = likelihood.log_prob(model, x_test)
     result['perplexity_test'] = likelihood.perplexity_from_log_prob(logp_test)
     result['mean_log_prob_test'] = float(logp_test.mean())
+    _done(t0, f'perplexity_test {result["perplexity_test"]:.6g}')
   levels = []
   x_level = x_train / model.scale[None, :, None]
   for i, (level, info) in enumerate(zip(model.levels, level_info)):
@@ -333,7 +355,8 @@ def evaluate(config, workdir, model, level_info, x_train, x_test,
         **info,
         'k_selected': select_k.knee(f_m, float(config.eval.knee_eps)),
         'cumulative_activation': f_m.tolist(),
-        'bic': level_bic_curve(x_level, level, config, fit_kwargs),
+        'bic': level_bic_curve(x_level, level, config, fit_kwargs,
+                               number=i + 1),
     }
     levels.append(entry)
     x_level = rcbm_lib.max_pool(acts_train[i].h, level.pool)
@@ -342,15 +365,32 @@ def evaluate(config, workdir, model, level_info, x_train, x_test,
     result[key] = [lv[key] for lv in levels]
   if config.plots and sharding.is_primary():
     from cyan_rcbm.rcbm import plots  # pylint: disable=g-import-not-at-top
+    t0 = _start('writing figures')
     plots.write_all(workdir, model, acts_train, levels)
+    _done(t0)
+  print(f'[rcbm] eval: finished in {time.perf_counter() - t_eval:.1f}s',
+        flush=True)
   return result
 
 
-def level_bic_curve(x_level, level, config, fit_kwargs):
+def _start(what: str) -> float:
+  """Prints `[rcbm] eval: WHAT ...`; returns the start time for `_done`."""
+  print(f'[rcbm] eval: {what} ...', flush=True)
+  return time.perf_counter()
+
+
+def _done(t0: float, what: str = '') -> None:
+  """Prints `[rcbm] eval: done in Xs (WHAT)`."""
+  print(f'[rcbm] eval: done in {time.perf_counter() - t0:.1f}s'
+        + (f' ({what})' if what else ''), flush=True)
+
+
+def level_bic_curve(x_level, level, config, fit_kwargs, number: int = 1):
   """BIC of the level's CBM for each K of `eval.bic_num_filters` (SPEC B5).
 
   Each K trains a CBM on this level's input (the main model's lower levels
-  fixed), with the main run's settings and `eval.bic_max_iters`.
+  fixed), with the main run's settings and `eval.bic_max_iters`; progress
+  lines name the level `number`.
   """
   ks = [int(k) for k in config.eval.bic_num_filters]
   if not ks:
@@ -359,12 +399,29 @@ def level_bic_curve(x_level, level, config, fit_kwargs):
   kwargs = dict(fit_kwargs, max_iters=int(config.eval.bic_max_iters),
                 num_restarts=1)
   x = np.asarray(x_level, _float_dtype())
+  t_all = _start(f'BIC of level {number}: {len(ks)} refits (K in {ks}) of '
+                 f'at most {kwargs["max_iters"]} outer iterations on '
+                 f'{x.shape[0]} samples')
+  done = []
 
   def log_l(k):
-    fit = cbm.fit_cbm(x, k, level.filter_length, cfg=cfg, **kwargs)
-    return float(np.sum(likelihood.cbm_log_joint(
+    t0 = time.perf_counter()
+    progress = cbm.FitProgress(f'rcbm BIC L{number} K={k}',
+                               kwargs['max_iters'],
+                               log_every=int(config.log_every))
+    fit = cbm.fit_cbm(x, k, level.filter_length, cfg=cfg,
+                      callback=lambda state, info: progress.iteration(info),
+                      **kwargs)
+    value = float(np.sum(likelihood.cbm_log_joint(
         fit.sq_err, fit.l1, float(fit.params.sigma), float(fit.params.beta))))
+    done.append(k)
+    print(f'[rcbm] eval: BIC level {number} K={k} ({len(done)}/{len(ks)}): '
+          f'log L {value:.6g}, {int(fit.state.iteration)} outer iterations, '
+          f'converged={fit.converged}, {time.perf_counter() - t0:.1f}s',
+          flush=True)
+    return value
 
   ks_arr, values = select_k.bic_curve(ks, log_l, x.shape[1],
                                       level.filter_length, x.shape[0])
+  _done(t_all, f'BIC of level {number}')
   return {'num_filters': ks_arr.tolist(), 'bic': values.tolist()}
