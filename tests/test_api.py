@@ -50,7 +50,7 @@ def test_readme_example_runs(example):
   assert alpha.shape == (len(cascade), len(cascade))
   assert example['counts'].shape == (32, 32)
   samples, prefix = example['samples'], example['prefix']
-  assert len(samples) == 5 and len(prefix) == 3
+  assert len(samples) == 64 and len(prefix) == 3
   f = example['forecast']
   assert f.lower <= f.median <= f.upper and len(f.samples) == 200
   assert f.lower >= len(prefix) and f.truncated == 0

@@ -316,11 +316,15 @@ class CyanModel:
     return types.CascadeDataset(cascades=tuple(self._as_cascades(data)),
                                 vocab=self.vocab, time_unit=self.time_unit)
 
-  def _eval_batcher(self, data: types.CascadeDataset
+  def _eval_batcher(self, data: types.CascadeDataset, truncate: bool = True
                     ) -> batching.CascadeBatcher:
-    """Batches like the training run's evaluation (`train.make_batchers`)."""
+    """Batches like the training run's evaluation (`train.make_batchers`).
+
+    The same shapes as the run's evaluation, so that its compiled functions
+    are reused; `truncate=False` ignores `data.max_events`.
+    """
     b = self.config.batching
-    max_events = int(self.config.data.max_events)
+    max_events = int(self.config.data.max_events) if truncate else 0
     longest = max(len(c) for c in data.cascades)
     if max_events:
       longest = min(longest, max_events)
@@ -419,9 +423,8 @@ class CyanModel:
           'the rmtpp variant has no attention; alignments need '
           "model.variant 'cyan' or 'cyan_cov'.")
     c = self._as_cascade(cascade)
-    data = types.CascadeDataset(cascades=(c,), vocab=self.vocab)
-    batcher = batching.CascadeBatcher(data, batch_size=1, min_bucket=8,
-                                      calendar=self.calendar)
+    batcher = self._eval_batcher(
+        types.CascadeDataset(cascades=(c,), vocab=self.vocab), truncate=False)
     alpha = np.asarray(self._predictor().alignments(next(batcher.batches())))
     return analysis.alignments_to_absolute(alpha[0, :len(c)])
 
@@ -593,11 +596,13 @@ def create_cyan(config: ml_collections.ConfigDict | str,
   config = _as_config(config)
   if isinstance(vocab, (int, np.integer)):
     vocab = [str(i) for i in range(int(vocab))]
-  graphdef, params = model_lib.init_params(
+  # Eager construction: after the first model, building another costs
+  # milliseconds, where the jitted `init_params` compiles once per config.
+  graphdef, state = nnx.split(model_lib.create_model(
       config.model, len(vocab), calendar=calendar,
-      seed=config.seed if seed is None else seed)
-  return CyanModel(config, graphdef, params, vocab, calendar=calendar,
-                   time_unit='unspecified')
+      seed=config.seed if seed is None else seed), nnx.Param)
+  return CyanModel(config, graphdef, state.to_pure_dict(), vocab,
+                   calendar=calendar, time_unit='unspecified')
 
 
 def _model_info(config: ml_collections.ConfigDict, workdir: str
