@@ -418,21 +418,22 @@ class CyanModel:
       k+1 over events `max(0, k-l+1) .. k` (zero elsewhere); each row sums
       to 1.
     """
-    if self.variant == 'rmtpp':
-      raise errors.InputError(
-          'the rmtpp variant has no attention; alignments need '
-          "model.variant 'cyan' or 'cyan_cov'.")
+    self._require_attention('alignments')
     c = self._as_cascade(cascade)
     batcher = self._eval_batcher(
         types.CascadeDataset(cascades=(c,), vocab=self.vocab), truncate=False)
     alpha = np.asarray(self._predictor().alignments(next(batcher.batches())))
     return analysis.alignments_to_absolute(alpha[0, :len(c)])
 
-  def _attention_parents(self, data: Any):
+  def _require_attention(self, what: str) -> None:
     if self.variant == 'rmtpp':
       raise errors.InputError(
-          'the rmtpp variant has no attention; network inference needs '
-          "model.variant 'cyan' or 'cyan_cov'.")
+          f'the rmtpp variant has no attention ({what} reads the '
+          'attention); use model.variant '
+          "'cyan' or 'cyan_cov'.")
+
+  def _attention_parents(self, data: Any):
+    self._require_attention('network inference')
     dataset = self._dataset(data)
     parents = analysis.collect_alignments(self._predictor(),
                                           self._eval_batcher(dataset))

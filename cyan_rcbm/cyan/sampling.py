@@ -20,13 +20,13 @@ product of these terms, so a continuation is drawn by ancestral sampling:
    new events.
 
 All samples of all prefixes are rows of one batch that run in a single
-jitted `jax.lax.while_loop` (no Python work per event). The model has no
-incremental step API, so each step re-runs the encoder and decoder scans on
-the padded `[R, P]` sequences (`P` = prefix + `max_events`, rounded up to a
-power of two); the model is causal, so padding after position k never
-changes what position k predicts. The user head runs at the last event of
-each row only (`next_event`), which keeps the memory `O(R U)` instead of
-`O(R P U)`.
+jitted `jax.lax.while_loop` (no Python work per event). The model runs
+event by event (`_advance`: one step of the encoder scan and of the
+decoder scan over a window of the last `l` events, the same arithmetic as
+`CyanRNN.encode` / `CyanRNN.decode`; `_heads`: the user and time heads): a
+scan reads each prefix once, then each new event costs one step, `O(R l)`
+work, instead of re-running the scans over the whole padded sequence. Tests
+check the step against the full forward pass. Memory is `O(R (l + U))`.
 
 Monte Carlo forecast of the size at a horizon: `N + (events sampled up to
 start + horizon)` per sample; the interval is `[q_lo, q_hi]` with `q_lo` the
