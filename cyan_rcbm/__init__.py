@@ -65,7 +65,7 @@ _EXPORTS = {
     'cumulative_activation': ('cyan_rcbm.rcbm.select_k',
                               'cumulative_activation'),
     'activation_strength': ('cyan_rcbm.rcbm.select_k', 'activation_strength'),
-    'load_dynamics': ('cyan_rcbm.rcbm.train', 'load_dynamics'),
+    'load_dynamics': ('cyan_rcbm.rcbm.input_pipeline', 'load_dynamics'),
     'read_dynamics': ('cyan_rcbm.data.dynamics', 'read_dynamics'),
     'make_planted': ('cyan_rcbm.data.planted', 'make_planted'),
     'higgs_dynamics': ('cyan_rcbm.data.higgs', 'higgs_dynamics'),
