@@ -46,8 +46,8 @@ _EXPORTS = {
     'train_cyan': ('cyan_rcbm.cyan.api', 'train_cyan'),
     'load_cyan': ('cyan_rcbm.cyan.api', 'load_cyan'),
     'create_cyan': ('cyan_rcbm.cyan.api', 'create_cyan'),
-    'CyanModel': ('cyan_rcbm.cyan.api', 'CyanModel'),
-    'Prediction': ('cyan_rcbm.cyan.api', 'Prediction'),
+    'CyanModel': ('cyan_rcbm.cyan.cyan_model', 'CyanModel'),
+    'Prediction': ('cyan_rcbm.cyan.cyan_model', 'Prediction'),
     'SizeForecast': ('cyan_rcbm.cyan.sampling', 'SizeForecast'),
     'observed_prefix': ('cyan_rcbm.cyan.sampling', 'observed_prefix'),
     # RCBM

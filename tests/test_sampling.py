@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.cyan.sampling: continuations and size forecasts.
+"""Tests for cyan_rcbm.cyan.sampling and cyan_rcbm.cyan.event_step.
 
 An untrained tiny model with perturbed heads (history-dependent user law and
 gap law) stands in for a trained one: the sampler must reproduce whatever
@@ -16,6 +16,7 @@ from flax import nnx
 from scipy import stats
 
 import cyan_rcbm as cr
+from cyan_rcbm.cyan import event_step
 from cyan_rcbm.cyan import sampling
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
@@ -80,16 +81,16 @@ def test_event_by_event_model_equals_the_full_forward_pass(variant):
     net = nnx.merge(m.graphdef, params)
     net.mask_active = False
     full = net(users, gaps, mask)
-    last = sampling.next_event(net, users, gaps, mask)
-    # the first n-1 events as a prefix, then the n-th through _advance.
+    last = event_step.next_event(net, users, gaps, mask)
+    # the first n-1 events as a prefix, then the n-th through advance.
     short = mask & (np.arange(16)[None] < lengths[:, None] - 1)
-    state = sampling._read_prefix(net, users, gaps, short, None,
-                                  sampling._window(net, 16))
+    state = event_step.read_prefix(net, users, gaps, short, None,
+                                   event_step.window(net, 16))
     one_more = np.maximum(lengths - 1, 0)
-    x = sampling._event_inputs(net, users[rows, one_more],
-                               gaps[rows, one_more], None)
-    state = sampling._advance(net, state, x, jnp.asarray(lengths > 1))
-    return full, last, sampling._heads(net, state)
+    x = event_step.event_inputs(net, users[rows, one_more],
+                                gaps[rows, one_more], None)
+    state = event_step.advance(net, state, x, jnp.asarray(lengths > 1))
+    return full, last, event_step.heads(net, state)
 
   full, last, stepped = jax.jit(run)(m.params)
   # the 1-event row has no event to add: its state is the 0-event one.
@@ -113,7 +114,7 @@ def test_calendar_fields_match_numpy():
   days = np.floor(stamps / 86400)
   # seconds past midnight of an earlier day: the function carries them over.
   shift = rng.integers(0, 3, stamps.shape)
-  got = sampling.calendar_from_days(
+  got = event_step.calendar_from_days(
       jnp.asarray(days - shift, jnp.int32),
       jnp.asarray(stamps - days * 86400 + shift * 86400, jnp.float32))
   want = batching.calendar_fields(stamps)
