@@ -1,11 +1,6 @@
-"""Reproduces the experiments of the CYAN-RNN paper (section 4, Figs. 4-6).
+"""Reproduces the CYAN-RNN paper's experiments (section 4, Figs. 4-6).
 
-Every model (MC-1, CT-Bernoulli, CT-Jaccard, Poisson, Hawkes, RMTPP,
-CYAN-RNN, CYAN-RNN(cov)) on every data set (the four generated synthetic
-sets, the authors' two shipped sets, and twitter, android, christianity,
-topolstm_twitter), the neural models over several seeds. One workdir per run
-under `--out_dir/runs/<data set>/<model>[-seed<k>]`; a re-run skips finished
-runs and resumes interrupted neural ones from their checkpoints.
+What runs, the protocol and what is written: `cyan_rcbm.experiments.reproduce_cyan`.
 
     # the full reproduction (hours), then publish tables and figures:
     python scripts/reproduce_cyan.py --out_dir=runs/reproduce \
@@ -15,21 +10,7 @@ runs and resumes interrupted neural ones from their checkpoints.
     # the test-suite version (2 data sets, tiny models, a few steps):
     python scripts/reproduce_cyan.py --out_dir=/tmp/tiny --tiny
 
-Writes to `--results_dir` (default: `--out_dir`): `results.json` (one row per
-run: data set, model, seed and every metric of `cyan_rcbm.cyan.metrics`, null
-where a model cannot produce it), `results.md` (mean +- std over seeds, the
-paper's claims against our numbers, network inference, the comparison with
-the diffusion-prediction literature) and small PNGs: `fig4_*.png` (bar charts
-in the style of Fig. 4), `fig5_<set>.png` (alignments without / with
-coverage), `fig6_<set>_<model>.png` (inferred networks).
-
-Protocol: the neural models are selected on the validation split only (early
-stopping on validation NLL); the baselines are fitted on train (MC-1's
-smoothing chosen on validation); every model is scored on the test split by
-the same function (`cyan_rcbm.cyan.evaluate.evaluate`). Real-data times are
-in hours (`data.time_scale=3600`). twitter, android and christianity use the
-chronological 80/10/10 split of MS-HGAT / FOREST (cascades ordered by their
-first timestamp); topolstm_twitter its own train/test files.
+A re-run with the same --out_dir skips finished runs and resumes the rest.
 """
 
 import os

@@ -1,25 +1,9 @@
 """Reproduces the RCBM paper's "Experimental Results" on the data we have.
 
-The paper's Twitter-keyword and Yelp sets are not available; we use the
-Higgs-Twitter dynamics (`cyan_rcbm.data.higgs`, the paper's seven Twitter
-features per target user, 10-minute bins) and planted synthetic data from
-the model itself (`cyan_rcbm.data.planted`, SPEC B3), with known filters.
+The experiments, the data used and the results written:
+`cyan_rcbm.experiments.reproduce_rcbm`.
 
-Experiments (one key each in results.json):
-* `runtime` (Figs. 5-8): runtime and held-out perplexity against the number
-  of training samples for RCBM-FS, RCBM-LS, cAE, SC and SSM, repeated;
-  `fsls`: the objective of RCBM-FS and RCBM-LS against wall time at one n
-  (the "4-6x faster at equal quality" claim, measured directly).
-* `kselect` (Figs. 9-10): F(m) (Eq. 11) of one RCBM with K = 10 per level
-  against BIC over K (one CBM per K and level).
-* `composition` (Figs. 11-14): a 2-level RCBM on the Higgs dynamics with K
-  from the knee, its filters ranked by activation, drawn as PNGs.
-* `anomalies` (Tables 2-3): the lowest-probability Higgs samples with their
-  dynamics, compared with a frequency ranking; ROC-AUC on planted anomalies.
-* `forecast` (Tables 5-6): VAR (linear) and SVR on raw / H1 / H2 / H1+H2 /
-  H1^2 features, strict time split.
-
-    # full mode (about 2 hours on 2 shared cores), published under docs/:
+    # full mode (hours on 2 shared cores), published under docs/:
     python scripts/reproduce_rcbm.py --out_dir=runs/reproduce_rcbm \
         --results_dir=docs/rcbm_results --notes=docs/rcbm_results/notes.md
     # quick mode (under 10 minutes) and the test-suite mode (seconds):
