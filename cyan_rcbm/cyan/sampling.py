@@ -49,14 +49,6 @@ from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import types
 
-_SECONDS_PER_DAY = event_step.SECONDS_PER_DAY
-
-# The model's step lives in `event_step`; these names stay importable here.
-NextEvent = event_step.NextEvent
-next_event = event_step.next_event
-active_mask = event_step.active_mask
-calendar_from_days = event_step.calendar_from_days
-
 
 # -- the sampler ---------------------------------------------------------------
 
@@ -198,9 +190,9 @@ def _prefix_arrays(prefixes: Sequence[types.Cascade], starts: np.ndarray,
     if calendar:
       stamps = np.asarray(c.timestamps, np.float64)
       out['calendar'][i, :n] = batching.calendar_fields(stamps)
-      day = math.floor(stamps[-1] / _SECONDS_PER_DAY)
+      day = math.floor(stamps[-1] / event_step.SECONDS_PER_DAY)
       out['day'][i] = day
-      out['second'][i] = stamps[-1] - day * _SECONDS_PER_DAY
+      out['second'][i] = stamps[-1] - day * event_step.SECONDS_PER_DAY
   return out
 
 

@@ -49,8 +49,6 @@ from cyan_rcbm.rcbm import likelihood
 from cyan_rcbm.rcbm import rcbm as rcbm_lib
 from cyan_rcbm.rcbm import select_k
 # Re-exported: the data side of a run.
-from cyan_rcbm.rcbm.input_pipeline import SCALES  # pylint: disable=unused-import
-from cyan_rcbm.rcbm.input_pipeline import SOURCES  # pylint: disable=unused-import
 from cyan_rcbm.rcbm.input_pipeline import data_scale
 from cyan_rcbm.rcbm.input_pipeline import load_dynamics
 from cyan_rcbm.rcbm.input_pipeline import split_indices
