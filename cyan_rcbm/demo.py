@@ -32,6 +32,7 @@ from absl import logging
 import ml_collections
 
 from cyan_rcbm.common import workdir as workdir_lib
+from cyan_rcbm.data import registry
 
 PART_FILE = 'demo_part.json'
 RESULTS_MD = 'results.md'
@@ -190,6 +191,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   """
   from cyan_rcbm.cyan import train as cyan_train  # pylint: disable=g-import-not-at-top
   from cyan_rcbm.rcbm import train as rcbm_train  # pylint: disable=g-import-not-at-top
+  if config.rcbm.data.source in ('higgs', 'cascades'):
+    registry.data_root()  # missing shipped data: fail now, not after part 1
   workdir_lib.prepare_workdir(config, workdir)
   t0 = time.perf_counter()
   variants = list(config.cyan_variants)

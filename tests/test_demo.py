@@ -108,3 +108,12 @@ def test_results_markdown_formats_missing_values():
   assert cells == ['RMTPP', '0.5000', '1.0000', '0.7500', '-', '1.2500',
                    '-', '-', '2', '3s']
   assert '* `a/b.png`' in text and 'RCBM' not in text
+
+
+def test_missing_shipped_data_fails_before_any_part(tmp_path, monkeypatch):
+  monkeypatch.setenv('CYAN_RCBM_DATA', str(tmp_path / 'nowhere'))
+  config = config_loading.load_config('configs/demo.py:tiny')
+  workdir = tmp_path / 'demo'
+  with pytest.raises(errors.DataError, match='CYAN_RCBM_DATA'):
+    demo.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()
