@@ -7,19 +7,17 @@ import numpy as np
 import pytest
 
 from cyan_rcbm.data import readers
+from cyan_rcbm.data import registry
 from cyan_rcbm.data.readers import ReadOptions, read_cascades, read_graph
 from cyan_rcbm.errors import ConfigError, DataError
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), '..', 'shared', 'data')
 LENIENT = ReadOptions(lenient=True)
 
 
 def _data(*parts):
-  path = os.path.join(DATA, *parts)
-  if not os.path.exists(path):
-    pytest.skip(f'shipped data not found: {path}')
-  return path
+  # The shipped data are required: a missing folder fails with
+  # data_root()'s message (set $CYAN_RCBM_DATA), it is not skipped.
+  return os.path.join(registry.data_root(), *parts)
 
 
 def _write(tmp_path, text, name='c.txt'):

@@ -16,14 +16,6 @@ def _config(**fields):
   return cfg
 
 
-@pytest.fixture(autouse=True)
-def _needs_data():
-  try:
-    registry.data_root()
-  except DataError:
-    pytest.skip('shipped data not found')
-
-
 def _sizes(splits):
   return [len(ds) for _, ds in splits.items()]
 

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from cyan_rcbm.data import readers
+from cyan_rcbm.data import registry
 from cyan_rcbm.data.readers import ReadOptions, read_cascades
 from cyan_rcbm.data.types import Cascade, CascadeDataset
 from cyan_rcbm.data.writers import write_cascades, write_graph
 from cyan_rcbm.errors import ConfigError, DataError
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), '..', 'shared', 'data')
 # Times that print badly with '%f' or 'str' in some languages. Equal first
 # two times: the topolstm seed gets the second event's time.
 _TIMES = [np.array([0.0, 0.0, 1e-300, 0.1 + 0.2]),
@@ -77,11 +76,10 @@ def test_jsonl_keeps_parents_and_timestamps(tmp_path):
 
 
 def test_shipped_android_round_trips_through_every_text_format(tmp_path):
-  src = os.path.join(DATA, 'android', 'cascades.txt')
-  if not os.path.exists(src):
-    pytest.skip('shipped data not found')
-  ds, _ = read_cascades(src, 'forest',
-                        graph_path=os.path.join(DATA, 'android', 'edges.txt'))
+  data = registry.data_root()  # required: fails with its message if missing
+  ds, _ = read_cascades(os.path.join(data, 'android', 'cascades.txt'),
+                        'forest',
+                        graph_path=os.path.join(data, 'android', 'edges.txt'))
   for fmt in ('forest', 'cyanrnn', 'jsonl'):
     path, graph = str(tmp_path / f'a.{fmt}'), str(tmp_path / f'a.{fmt}.g')
     write_cascades(ds, path, fmt)
