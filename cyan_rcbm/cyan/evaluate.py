@@ -205,17 +205,21 @@ class ModelPredictor:
   def __init__(self, graphdef, params):
     self.graphdef = graphdef
     self.params = params
+    # looked up once: hashing a graphdef costs ~0.1 ms, per batch otherwise
+    self._predict = _jitted_predict(graphdef)
+    self._scored = {flag: _jitted_scored(graphdef, flag)
+                    for flag in (False, True)}
 
   def predict(self, batch: batching.Batch):
-    log_probs, gap, nll, user_nll, time_nll = _jitted_predict(self.graphdef)(
+    log_probs, gap, nll, user_nll, time_nll = self._predict(
         self.params, *model_inputs(batch))
     return log_probs, gap, nll, {'user_nll_per_event': user_nll,
                                  'time_nll_per_event': time_nll}
 
   def predict_scored(self, batch: batching.Batch, exclude_active: bool):
     """`predict` and the evaluator's scoring fused in one compiled call."""
-    return _jitted_scored(self.graphdef, bool(exclude_active))(
-        self.params, *model_inputs(batch))
+    return self._scored[bool(exclude_active)](self.params,
+                                              *model_inputs(batch))
 
   def alignments(self, batch: batching.Batch) -> jax.Array:
     """alpha [B, N, L] (window layout, see `analysis.alignments_to_absolute`)."""
