@@ -18,6 +18,15 @@ Each operator has several equivalent *forms*, selected by name:
   `scripts/bench_rcbm.py`), hence `'auto'`.
 * `'unfold'` — a matrix product over unfolded time windows.
 * `'fft'` — products of real FFTs along time.
+* `'block'` — blocks of `b = max(Tw, 8)` output steps as one dense matrix
+  product with the banded block `[(b + Tw - 1) K, b D]` of the operator:
+  ~`(b + Tw - 1) / Tw` times the multiply-adds of `'conv'`, but a GEMM.
+
+`'auto'` takes `'block'` for scale-and-copy and `'conv'` for the
+deconvolution: at n = 2,000 samples of K=10, D=8, T=60, Tw=7 on one CPU
+core, scale-and-copy costs 5.4 ms as `'block'` vs 8.9 ms as `'conv'`, and
+the deconvolution 5.3 ms vs 5.5 ms (`scripts/bench_rcbm.py` times every
+form).
 
 Two layouts: the public functions take the canonical layout of the papers
 (`h_NxKxS`, `x_NxDxT`); the `*_tm` functions take the time-major layout
@@ -35,15 +44,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-FORMS = ('rows', 'conv', 'unfold', 'fft')
+FORMS = ('rows', 'conv', 'unfold', 'fft', 'block')
+_AUTO = {'conv': 'block', 'deconv': 'conv'}
 
 _DN = ('NHC', 'HIO', 'NHC')  # channels-last 1-D convolution.
 
 
-def resolve_form(form: str) -> str:
-  """Maps `'auto'` to the fastest form and checks the name."""
+def resolve_form(form: str, op: str = 'deconv') -> str:
+  """Maps `'auto'` to the fastest form of `op` ('conv' = scale-and-copy,
+  'deconv') and checks the name."""
   if form == 'auto':
-    return 'conv'
+    return _AUTO[op]
   if form not in FORMS:
     raise ValueError(f'unknown operator form {form!r}; expected one of '
                      f"{('auto',) + FORMS}")
@@ -138,22 +149,76 @@ def _deconv_fft(w_KxDxTw, r_NxTxD):
   return y[:, :t + tw - 1].astype(r_NxTxD.dtype)
 
 
+def _block_size(tw: int) -> int:
+  return max(tw, 8)
+
+
+def _banded_block(w_KxDxTw, rows: int, cols: int, adjoint: bool):
+  """One block of the operator as a dense matrix.
+
+  scale-and-copy: `M[(s, k), (t, d)] = W[k, d, Tw - 1 - (s - t)]`, shape
+  `[rows K, cols D]`; deconvolution (`adjoint`): `M[(j, d), (i, k)] =
+  W[k, d, j - i]`, shape `[rows D, cols K]`; zero outside the band.
+  """
+  k, d, tw = w_KxDxTw.shape
+  lag = jnp.arange(rows)[:, None] - jnp.arange(cols)[None, :]
+  if not adjoint:
+    lag = tw - 1 - lag
+  inside = (lag >= 0) & (lag < tw)
+  vals_KxDxRxC = jnp.where(inside, w_KxDxTw[:, :, jnp.clip(lag, 0, tw - 1)],
+                           0)
+  if not adjoint:
+    return jnp.transpose(vals_KxDxRxC, (2, 0, 3, 1)).reshape(rows * k, cols * d)
+  return jnp.transpose(vals_KxDxRxC, (2, 1, 3, 0)).reshape(rows * d, cols * k)
+
+
+def _block_windows(a_NxLxC, count: int, step: int, size: int):
+  """`[N * count, size * C]`: windows `a[:, j step : j step + size]`."""
+  n, _, c = a_NxLxC.shape
+  win = jnp.stack([a_NxLxC[:, j * step:j * step + size] for j in range(count)],
+                  axis=1)
+  return win.reshape(n * count, size * c)
+
+
+def _conv_block(w_KxDxTw, h_NxSxK):
+  _, d, tw = w_KxDxTw.shape
+  n, s, _ = h_NxSxK.shape
+  t, b = s - tw + 1, _block_size(tw)
+  count = -(-t // b)
+  h_pad = jnp.pad(h_NxSxK, ((0, 0), (0, count * b + tw - 1 - s), (0, 0)))
+  x = (_block_windows(h_pad, count, b, b + tw - 1) @
+       _banded_block(w_KxDxTw, b + tw - 1, b, adjoint=False))
+  return x.reshape(n, count * b, d)[:, :t]
+
+
+def _deconv_block(w_KxDxTw, r_NxTxD):
+  k, _, tw = w_KxDxTw.shape
+  n, t, _ = r_NxTxD.shape
+  s, b = t + tw - 1, _block_size(tw)
+  count = -(-s // b)
+  r_pad = jnp.pad(r_NxTxD, ((0, 0), (tw - 1, count * b - t), (0, 0)))
+  g = (_block_windows(r_pad, count, b, b + tw - 1) @
+       _banded_block(w_KxDxTw, b + tw - 1, b, adjoint=True))
+  return g.reshape(n, count * b, k)[:, :s]
+
+
 _CONV = {'rows': _conv_rows, 'conv': _conv_conv, 'unfold': _conv_unfold,
-         'fft': _conv_fft}
+         'fft': _conv_fft, 'block': _conv_block}
 _DECONV = {'rows': _deconv_rows, 'conv': _deconv_conv,
-           'unfold': _deconv_unfold, 'fft': _deconv_fft}
+           'unfold': _deconv_unfold, 'fft': _deconv_fft,
+           'block': _deconv_block}
 
 
 def conv_tm(w_KxDxTw: jax.Array, h_NxSxK: jax.Array, form: str = 'auto'
             ) -> jax.Array:
   """Scale-and-copy (Eq. 2) in the time-major layout: returns x_NxTxD."""
-  return _CONV[resolve_form(form)](w_KxDxTw, h_NxSxK)
+  return _CONV[resolve_form(form, 'conv')](w_KxDxTw, h_NxSxK)
 
 
 def deconv_tm(w_KxDxTw: jax.Array, r_NxTxD: jax.Array, form: str = 'auto'
               ) -> jax.Array:
   """Deconvolution (Eq. 8) in the time-major layout: returns g_NxSxK."""
-  return _DECONV[resolve_form(form)](w_KxDxTw, r_NxTxD)
+  return _DECONV[resolve_form(form, 'deconv')](w_KxDxTw, r_NxTxD)
 
 
 def correlate_tm(r_NxTxD: jax.Array, h_NxSxK: jax.Array, filter_length: int,
@@ -163,7 +228,7 @@ def correlate_tm(r_NxTxD: jax.Array, h_NxSxK: jax.Array, filter_length: int,
   `C` is the adjoint of `w -> conv_tm(w, h)` applied to `r`, so
   `grad_W 1/2 ||X - W (x) h||^2 = -correlate_tm(X - W (x) h, h)` (Eq. 7).
   """
-  fwd = _CONV[resolve_form(form)]
+  fwd = _CONV[resolve_form(form, 'conv')]
   w0 = jnp.zeros((h_NxSxK.shape[-1], r_NxTxD.shape[-1], filter_length),
                  r_NxTxD.dtype)
   _, vjp = jax.vjp(lambda w: fwd(w, h_NxSxK), w0)
@@ -218,7 +283,6 @@ def correlate(r_NxDxT: jax.Array, h_NxKxS: jax.Array, filter_length: int,
 
 
 def operator_pair(form: str = 'auto') -> tuple[Callable, Callable]:
-  """(conv_tm, deconv_tm) bound to one form, for solvers."""
-  form = resolve_form(form)
-  return (functools.partial(conv_tm, form=form),
-          functools.partial(deconv_tm, form=form))
+  """(conv_tm, deconv_tm) bound to `form` (each its own for 'auto')."""
+  return (functools.partial(conv_tm, form=resolve_form(form, 'conv')),
+          functools.partial(deconv_tm, form=resolve_form(form, 'deconv')))
