@@ -10,12 +10,14 @@ import re
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from cyan_rcbm import errors
 from cyan_rcbm.common import checkpoint
 from cyan_rcbm.common import config_loading
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import metrics
+from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
 from cyan_rcbm.cyan import train
 
@@ -184,3 +186,94 @@ def test_a_different_config_in_the_same_workdir_is_refused(uninterrupted):
   workdir, _ = uninterrupted
   with pytest.raises(errors.ConfigError, match='different config'):
     train.train_and_evaluate(_config(seed=1), workdir)
+
+
+# -- train.censor_end: the censored last gap ----------------------------------
+
+
+def _censor_batch():
+  """Three rows of 5, 3 and 2 events (padding after), times in [0, 3]."""
+  users = np.array([[0, 3, 1, 4, 2, 0], [5, 2, 0, 0, 0, 0],
+                    [1, 4, 0, 0, 0, 0]], np.int32)
+  gaps = np.array([[0, .3, .1, .9, .4, 0], [0, 1.5, .2, 0, 0, 0],
+                   [0, .05, 0, 0, 0, 0]], np.float32)
+  mask = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0],
+                   [1, 1, 0, 0, 0, 0]], bool)
+  return users, gaps, mask
+
+
+def test_censored_loss_adds_exactly_the_survival_of_the_last_gap():
+  # rmtpp: the term does not depend on the variant, and its init compile is
+  # the one of the next test (tiny data: 32 users).
+  config = _config(model__variant='rmtpp')
+  graphdef, params = model_lib.init_params(
+      config.model, 32, calendar=False, time_b_init=0.3, time_w_scale=0.5,
+      seed=0)
+  users, gaps, mask = _censor_batch()
+  inputs = (users, gaps, mask, None)
+  forward = jax.jit(lambda p, i: nnx.merge(graphdef, p)(*i))
+  loss = jax.jit(train._loss, static_argnums=(1, 3))
+  out = jax.device_get(forward(params, inputs))
+  b, w = out.b.astype(np.float64), float(out.w)
+  # Eq. 8 in closed form: -log p(u_{k+1}) - (b + w d - e^b/w (e^{w d} - 1)).
+  eq8, count = 0.0, 0
+  for r in range(3):
+    n = int(mask[r].sum())
+    for k in range(n - 1):
+      d = float(gaps[r, k + 1])
+      eq8 -= out.log_probs[r, k, users[r, k + 1]]
+      eq8 -= b[r, k] + w * d - np.exp(b[r, k]) / w * np.expm1(w * d)
+      count += 1
+  loss_off, _ = loss(params, graphdef, inputs, 0.0)
+  np.testing.assert_allclose(float(loss_off), eq8 / count, rtol=2e-6)
+  end = 5.0
+  survival = 0.0  # -log S(end - t_N) = e^b/w (e^{w (end - t_N)} - 1)
+  for r in range(3):
+    n = int(mask[r].sum())
+    t_last = float(np.sum(gaps[r, :n], dtype=np.float64))
+    survival += np.exp(b[r, n - 1]) / w * np.expm1(w * (end - t_last))
+  assert survival > 0.1
+  loss_on, (_, _, censored_sum, count_on) = loss(params, graphdef, inputs,
+                                                 end)
+  assert int(count_on) == count
+  np.testing.assert_allclose(float(censored_sum), survival, rtol=2e-5)
+  np.testing.assert_allclose(float(loss_on) - float(loss_off),
+                             survival / count, rtol=2e-5)
+  # rows whose last event is at or past the end add nothing (S(0) = 1): at
+  # end = 1, rows 0 and 1 (last events at 1.7) are past it, row 2 is not.
+  late = train.censored_nll(forward(params, inputs), gaps, mask, 1.0)
+  np.testing.assert_allclose(
+      np.asarray(late).sum(1),
+      [0, 0, np.exp(b[2, 1]) / w * np.expm1(w * (1.0 - 0.05))], rtol=2e-5)
+
+
+def test_censored_training_uses_the_same_objective_for_validation(tmp_path):
+  workdir = str(tmp_path / 'censored')
+  config = _config(train__censor_end=100.0, train__num_epochs=1,
+                   model__variant='rmtpp')  # no decoder or analyses: fast
+  with contextlib.redirect_stdout(io.StringIO()) as out:
+    result = train.train_and_evaluate(config, workdir)
+  rows = _rows(workdir)
+  assert all(r['train_censored_nll'] > 0 for r in rows if 'train_nll' in r)
+  (valid,) = [r for r in rows if 'valid_nll_per_event' in r]
+  assert valid['valid_censored_nll_per_event'] > 0
+  assert valid['valid_objective_per_event'] == pytest.approx(
+      valid['valid_nll_per_event'] + valid['valid_censored_nll_per_event'])
+  assert result['best_valid_nll'] == pytest.approx(
+      valid['valid_objective_per_event'])
+  assert result['censored_nll_per_event'] > 0
+  assert re.search(r'^\[cyan\] epoch 1: valid objective [\d.]+ \(user [\d.]+, '
+                   r'time -?[\d.]+, censored [\d.]+\), acc@1 0\.\d{4}, ',
+                   out.getvalue(), re.M)
+
+
+@pytest.mark.parametrize('overrides, match', [
+    (dict(train__censor_end=-1.0), 'censor_end must be a finite time >= 0'),
+    (dict(train__censor_end=1.0), r"train cascades have events later .*"
+     r"\(cascade '.+': last event at"),
+    (dict(train__censor_end=100.0, data__max_events=4),
+     'needs whole cascades.*max_events=4 truncated'),
+])
+def test_bad_censor_end_is_a_config_error(tmp_path, overrides, match):
+  with pytest.raises(errors.ConfigError, match=match):
+    train.train_and_evaluate(_config(**overrides), str(tmp_path / 'run'))

@@ -1,7 +1,14 @@
 """Training and evaluation of CYAN-RNN / RMTPP: `train_and_evaluate(config, workdir)`.
 
 Loss (paper Eq. 8, SPEC A4): `-[log p(u_{k+1} | H_k) + log f(t_{k+1} - t_k)]`
-summed over the next events of a batch and divided by their number. Adam
+summed over the next events of a batch and divided by their number. With
+`train.censor_end = T > 0` (off by default: the paper's Eq. 8) every cascade
+is taken as observed until `T` after its first event with no event after its
+last one, `t_N`, and the loss adds `-log S(T - t_N)` (`tpp.log_survival`) per
+cascade, the term of the point-process likelihood on `[t_1, t_1 + T]` that
+Eq. 8 leaves out (without it the model never learns that a cascade stops);
+the sum is still divided by the number of next events, and validation
+(early stopping) uses the same objective. Adam
 after clipping the global gradient norm; orthogonal init of the recurrent
 kernels (in the model); early stopping on the validation NLL per event with
 `train.patience`; the test set is scored with the best parameters.
@@ -60,6 +67,7 @@ from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
+from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import registry
 from cyan_rcbm.data import splits as splits_lib
@@ -118,22 +126,42 @@ def _time_init(train: batching.CascadeBatcher) -> tuple[float, float]:
   return -math.log(mean), 1.0 / (largest if largest > 0 else 1.0)
 
 
-def _loss(params, graphdef, inputs):
+def censored_nll(outputs: model_lib.Outputs, gaps_BxN: jax.Array,
+                 mask_BxN: jax.Array, censor_end: float) -> jax.Array:
+  """`-log S(censor_end - t_N)` at each row's last event, 0 elsewhere [B, N].
+
+  `t_N - t_1` is the sum of the row's gaps (`gaps_BxN[:, 0] = 0`), so the
+  rows must hold whole cascades (`_check_censoring`). A last event at or
+  after `censor_end` scores 0 (`S(0) = 1`).
+  """
+  last_BxN = mask_BxN & ~jnp.concatenate(
+      [mask_BxN[:, 1:], jnp.zeros_like(mask_BxN[:, :1])], axis=1)
+  end_Bx1 = jnp.sum(jnp.where(mask_BxN, gaps_BxN, 0.0), axis=1, keepdims=True)
+  remaining_Bx1 = jnp.maximum(censor_end - end_Bx1, 0.0)
+  return jnp.where(last_BxN, -tpp.log_survival(remaining_Bx1, outputs.b,
+                                               outputs.w), 0.0)
+
+
+def _loss(params, graphdef, inputs, censor_end: float = 0.0):
+  """Eq. 8 per next event, plus the censored last gaps if `censor_end > 0`."""
   users, gaps, mask, calendar = inputs
   model = nnx.merge(graphdef, params)
   out = model(users, gaps, mask, calendar)
   user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
   count = jnp.sum(target)
   user_sum, time_sum = jnp.sum(user_nll), jnp.sum(time_nll)
-  loss = (user_sum + time_sum) / jnp.maximum(count, 1)
-  return loss, (user_sum, time_sum, count)
+  censored_sum = (jnp.sum(censored_nll(out, gaps, mask, censor_end))
+                  if censor_end > 0 else jnp.zeros((), user_sum.dtype))
+  loss = (user_sum + time_sum + censored_sum) / jnp.maximum(count, 1)
+  return loss, (user_sum, time_sum, censored_sum, count)
 
 
-def _train_step(graphdef, tx, params, opt_state, stats, inputs, step):
+def _train_step(graphdef, tx, censor_end, params, opt_state, stats, inputs,
+                step):
   """One Adam step; skips the update (and all later ones) on a non-finite loss."""
   grad_fn = jax.value_and_grad(_loss, has_aux=True)
-  (loss, (user_sum, time_sum, count)), grads = grad_fn(params, graphdef,
-                                                      inputs)
+  (loss, (user_sum, time_sum, censored_sum, count)), grads = grad_fn(
+      params, graphdef, inputs, censor_end)
   finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
   ok = finite & (stats['first_bad'] < 0)
   updates, new_opt_state = tx.update(grads, opt_state, params)
@@ -143,6 +171,7 @@ def _train_step(graphdef, tx, params, opt_state, stats, inputs, step):
   stats = dict(
       user=stats['user'] + jnp.where(ok, user_sum, 0.0),
       time=stats['time'] + jnp.where(ok, time_sum, 0.0),
+      censored=stats['censored'] + jnp.where(ok, censored_sum, 0.0),
       count=stats['count'] + jnp.where(ok, count, 0),
       events=stats['events'] + jnp.sum(inputs[2]),
       first_bad=jnp.where((stats['first_bad'] < 0) & ~finite, step,
@@ -152,6 +181,7 @@ def _train_step(graphdef, tx, params, opt_state, stats, inputs, step):
 
 def _zero_stats():
   return dict(user=jnp.zeros((), jnp.float32), time=jnp.zeros((), jnp.float32),
+              censored=jnp.zeros((), jnp.float32),
               count=jnp.zeros((), jnp.int32), events=jnp.zeros((), jnp.int32),
               first_bad=jnp.full((), -1, jnp.int32))
 
@@ -164,7 +194,7 @@ def create_optimizer(train_config) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=None)
 def _jitted_train_step(graphdef, learning_rate: float, grad_clip: float,
-                       mesh: Mesh | None):
+                       mesh: Mesh | None, censor_end: float = 0.0):
   tx = optax.chain(optax.clip_by_global_norm(grad_clip),
                    optax.adam(learning_rate))
   shardings = {}
@@ -172,7 +202,7 @@ def _jitted_train_step(graphdef, learning_rate: float, grad_clip: float,
     rep, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
     shardings = dict(in_shardings=(rep, rep, rep, data, rep),
                      out_shardings=rep)
-  return jax.jit(functools.partial(_train_step, graphdef, tx),
+  return jax.jit(functools.partial(_train_step, graphdef, tx, censor_end),
                  donate_argnums=(0, 1, 2), **shardings)
 
 
@@ -182,11 +212,67 @@ def create_train_step(graphdef, train_config, mesh: Mesh | None = None):
   Plain `jax.jit` over pure pytrees (params as a pure dict); params, optimizer
   state and stats are donated. With a mesh, `inputs` are split over it on
   the batch axis and everything else is replicated (the gradient's
-  all-reduce is XLA's). Cached per (graphdef, learning rate, clip, mesh), so
-  runs in one process share compiled code.
+  all-reduce is XLA's). Cached per (graphdef, learning rate, clip, mesh,
+  censor_end), so runs in one process share compiled code.
   """
   return _jitted_train_step(graphdef, float(train_config.learning_rate),
-                            float(train_config.grad_clip), mesh)
+                            float(train_config.grad_clip), mesh,
+                            censor_end_of(train_config))
+
+
+def censor_end_of(train_config) -> float:
+  """`train.censor_end` (0.0 when absent: configs written before it)."""
+  value = train_config.get('censor_end', 0.0)
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    value = math.nan
+  if not math.isfinite(value) or value < 0:
+    raise errors.ConfigError(
+        f'train.censor_end must be a finite time >= 0 (0: off, Eq. 8 as the '
+        f'paper); got {train_config.get("censor_end")!r}.')
+  return value
+
+
+def _check_censoring(censor_end: float, splits: splits_lib.Splits,
+                     batchers) -> None:
+  """Every cascade must end by `censor_end` and reach the model whole."""
+  if censor_end <= 0:
+    return
+  for (name, data), batcher in zip(splits.items(), batchers):
+    late = [c for c in data.cascades
+            if float(c.times[-1] - c.times[0]) > censor_end]
+    if late:
+      c = late[0]
+      raise errors.ConfigError(
+          f'train.censor_end={censor_end:g} but {len(late)} {name} cascades '
+          f'have events later than that after their first event (cascade '
+          f'{c.id!r}: last event at {float(c.times[-1] - c.times[0]):g}); '
+          'set train.censor_end to the end of the observation window (>= the '
+          'latest event) or 0.')
+    if batcher is not None and batcher.report.num_truncated:
+      raise errors.ConfigError(
+          f'train.censor_end needs whole cascades, but data.max_events='
+          f'{batcher.lengths.max()} truncated {batcher.report.num_truncated} '
+          f'{name} cascades; set data.max_events=0 or train.censor_end=0.')
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_censored_sum(graphdef, censor_end: float):
+  def total(params, users, gaps, mask, calendar):
+    out = nnx.merge(graphdef, params)(users, gaps, mask, calendar)
+    return jnp.sum(censored_nll(out, gaps, mask, censor_end))
+  return jax.jit(total)
+
+
+def censored_per_event(graphdef, params, batcher: batching.CascadeBatcher,
+                       censor_end: float, mesh: Mesh | None = None) -> float:
+  """Sum of `censored_nll` over `batcher`'s cascades / its next events."""
+  fn = _jitted_censored_sum(graphdef, float(censor_end))
+  sums = [fn(params, *evaluate_lib.model_inputs(
+      parallel.device_batch(batch, mesh))) for batch in batcher.batches()]
+  events = int(batcher.lengths.sum() - len(batcher.lengths))
+  return float(np.sum(jax.device_get(sums))) / max(events, 1)
 
 
 def _check_mesh(config, mesh: Mesh | None) -> None:
@@ -222,8 +308,8 @@ def _fetch_stats(stats) -> dict[str, float]:
   s = jax.device_get(stats)
   count = max(int(s['count']), 1)
   return dict(user=float(s['user']) / count, time=float(s['time']) / count,
-              events=int(s['events']), first_bad=int(s['first_bad']),
-              count=int(s['count']))
+              censored=float(s['censored']) / count, events=int(s['events']),
+              first_bad=int(s['first_bad']), count=int(s['count']))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -240,11 +326,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   sharding.initialize_distributed(config.distributed)
   mesh = sharding.create_mesh(config.mesh_devices)
   _check_mesh(config, mesh)
+  censor_end = censor_end_of(config.train)
   resuming = sharding.prepare_workdir(config, workdir)
   eval_path = os.path.join(workdir, EVAL_FILE)
   splits = registry.load_splits(config.data)
   _check_data(config, splits)
   train_b, valid_b, test_b = make_batchers(config, splits)
+  _check_censoring(censor_end, splits, (train_b, valid_b, test_b))
   print(f'[cyan] train: {train_b.report}; {sharding.describe(mesh)}',
         flush=True)
   b_init, w_scale = _time_init(train_b)
@@ -292,7 +380,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     stats = zero_stats()
     if s['count']:
       work += s['events']
+      censored = dict(train_censored_nll=s['censored']) if censor_end else {}
       writer.write(step, epoch=epoch + 1, train_nll=s['user'] + s['time'],
+                   **censored,
                    train_user_nll=s['user'], train_time_nll=s['time'])
       progress.report(step, work=work, epoch=epoch + 1,
                       nll=s['user'] + s['time'], user=s['user'],
@@ -331,6 +421,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       valid, valid_secs = _evaluate(predictor, valid_b, mesh,
                                     f'epoch {epoch + 1} valid')
       nll = valid['nll_per_event']
+      if censor_end:  # early stopping on the training objective
+        valid['censored_nll_per_event'] = censored_per_event(
+            graphdef, params, valid_b, censor_end, mesh)
+        valid['objective_per_event'] = nll = (
+            nll + valid['censored_nll_per_event'])
       if not np.isfinite(nll):
         raise FloatingPointError(
             f'non-finite validation NLL after epoch {epoch + 1} (step '
@@ -345,14 +440,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       writer.write(step, epoch=epoch + 1,
                    **{f'valid_{k}': v for k, v in valid.items()},
                    epoch_seconds=time.perf_counter() - t0)
-      print(f'[cyan] epoch {epoch + 1}: valid nll {nll:.4f} (user '
+      print(f'[cyan] epoch {epoch + 1}: valid '
+            f'{"objective" if censor_end else "nll"} {nll:.4f} (user '
             f'{valid["user_nll_per_event"]:.4f}, time '
-            f'{valid["time_nll_per_event"]:.4f}), acc@1 {valid["acc@1"]:.4f}, '
+            f'{valid["time_nll_per_event"]:.4f}'
+            + (f', censored {valid["censored_nll_per_event"]:.4f}'
+               if censor_end else '') + f'), acc@1 {valid["acc@1"]:.4f}, '
             f'mrr {valid["mrr"]:.4f}{" *" if better else ""} (valid '
             f'{valid_secs:.1f}s, epoch {time.perf_counter() - t0:.1f}s)',
             flush=True)
       if meta['bad_epochs'] >= config.train.patience:
-        print(f'[cyan] early stop: no better valid NLL for '
+        print(f'[cyan] early stop: no better valid '
+              f'{"objective" if censor_end else "NLL"} for '
               f'{config.train.patience} epochs', flush=True)
         meta['done'] = True
     else:
@@ -370,6 +469,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   else:
     result = metrics.compute_metrics(None, None, None, None, [])
   result['time_unit'] = splits.test.time_unit
+  if censor_end and test_b is not None:
+    result['censored_nll_per_event'] = censored_per_event(
+        graphdef, best_params, test_b, censor_end, mesh)
   result['best_valid_nll'] = meta['best_valid_nll']
   result['epochs'] = epoch
   result['steps'] = step
