@@ -2,22 +2,38 @@
 
 python scripts/forecast_calibration.py --workdir=runs/forecast_calibration
 
-Trains (or resumes) a CYAN-RNN(cov) on a synthetic set (default: CP-Exp
-with 4,000 cascades), observes each of `--num_test` test cascades up to
-`--cut` and, for each `--horizons` h, forecasts its size at `cut + h` with
-`CyanModel.forecast_sizes` (`observed_until = cut`); `cut + h = 100`, the
-generator's horizon T, is the final size. Reports, per nominal level, the
-fraction of test cascades whose true size falls in the interval, the
-uniformity of the randomised PIT (KS p-value) and the median's absolute
-error, next to:
+Trains (or resumes) two CYAN-RNN(cov) on a synthetic set (default: CP-Exp
+with 4,000 cascades) with the library (`cr.train_cyan`): `WORKDIR/plain`
+with the paper's loss (Eq. 8) and `WORKDIR/censored` with
+`train.censor_end = --censor_end` (the censored last gap
+`-log S(T - t_N)`; skipped when 0). Observes each of `--num_test` test
+cascades up to `--cut` and, for each `--horizons` h, forecasts its size at
+`cut + h` with `CyanModel.forecast_sizes` (`observed_until = cut`);
+`cut + h = 100`, the generator's horizon T, is the final size. Reports, per
+nominal level, the fraction of test cascades whose true size falls in the
+interval, the uniformity of the randomised PIT (KS p-value) and the
+median's absolute error, the same split by whether the cascade was silent
+for at least `--silent` before the cut, next to:
 
 * an empirical baseline: the sizes at `cut + h` of the training cascades
   that had the same number of events at the cut (a nonparametric
   forecaster of the same data);
+* with `--stop_class` (a prototype, not a library option): a CYAN-RNN(cov)
+  with one more "user", STOP, in its softmax, so that `pi_k = p(STOP | H_k)`
+  is the probability that the cascade ends after event k (a cure-fraction
+  law: the next gap is `f(d)` with probability `1 - pi_k`, infinite with
+  `pi_k`). Loss: Eq. 8 plus, per cascade, `-log[pi_N + (1 - pi_N)
+  S(censor_end - t_N)]` (`-log pi_N` when `censor_end = 0`). Forecasts use
+  the library sampler on the U+1 users and cut every sample at its first
+  STOP; given the silence `d0 = cut - t_N` the first draw must be STOP with
+  probability `pi_N / (pi_N + (1 - pi_N) S(d0))`, not `pi_N`, so
+  `3 x num_samples` draws are resampled with weights 1 (first draw STOP)
+  and `S(d0)` (first draw a user). Trained with its own loop (no
+  checkpoints: retrained on every run).
 * the well-specified case: "true" cascades drawn from the trained model
   itself, cut and forecast the same way (coverage must be nominal up to
   Monte Carlo error; this checks the sampler and the conditioning, not the
-  model).
+  model), for each trained model.
 
 Writes `forecast_calibration.json` and `.md` to the workdir.
 """
@@ -39,6 +55,7 @@ import optax
 from scipy import stats
 
 import cyan_rcbm as cr
+from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import sampling
 from cyan_rcbm.cyan import tpp
@@ -51,11 +68,13 @@ _CONFIG = flags.DEFINE_string('config', 'configs/cyan.py:synthetic_cp_exp',
                               'CYAN config path[:variant].')
 _NUM_CASCADES = flags.DEFINE_integer('num_cascades', 4000,
                                      'Synthetic cascades (80/10/10 split).')
-_EPOCHS = flags.DEFINE_integer('epochs', 10, 'Training epochs (upper bound).')
+_EPOCHS = flags.DEFINE_integer('epochs', 40, 'Training epochs (upper bound).')
+_PATIENCE = flags.DEFINE_integer('patience', 6, 'Early-stopping patience.')
+_LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam step size.')
 _NUM_TEST = flags.DEFINE_integer('num_test', 200, 'Test cascades forecast.')
 _CUT = flags.DEFINE_float('cut', 1.0, 'Observation cut time.')
 _HORIZONS = flags.DEFINE_multi_float(
-    'horizons', [0.5, 2.0, 99.0],
+    'horizons', [0.25, 1.0, 4.0, 99.0],
     'Forecast horizons after the cut (cut + 99 = the generator horizon '
     'T = 100: the final size).')
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 200,
@@ -65,14 +84,15 @@ _LEVELS = flags.DEFINE_list('levels', ['0.5', '0.8', '0.9'],
 _SEED = flags.DEFINE_integer('seed', 0, 'Sampling seed.')
 _CENSOR_END = flags.DEFINE_float(
     'censor_end', 100.0,
-    'If > 0, also train a model whose loss adds the censored last gap '
-    '-log S(censor_end - t_N) (the cascade is observed until censor_end '
-    'after its first event; the generator horizon T = 100) and forecast '
-    'with it. 0: only the library model (Eq. 8).')
-_CENSORED_LR = flags.DEFINE_float('censored_learning_rate', 1e-3,
-                                  'Adam step size of the censored model.')
-_CENSORED_EPOCHS = flags.DEFINE_integer('censored_epochs', 10,
-                                        'Epochs of the censored model.')
+    'If > 0, also train a model with train.censor_end = this (the loss adds '
+    'the censored last gap -log S(censor_end - t_N); the generator horizon '
+    'is T = 100) and forecast with it. 0: only the paper\'s loss (Eq. 8).')
+_STOP_CLASS = flags.DEFINE_bool(
+    'stop_class', True, 'Also train and forecast with the STOP-class '
+    'prototype (module docstring).')
+_SILENT = flags.DEFINE_float(
+    'silent', 0.5, 'Coverage is also split by whether a cascade had no event '
+    'in the last `silent` time units before the cut.')
 
 
 def _score(samples: list[np.ndarray], truth: np.ndarray,
@@ -117,53 +137,128 @@ def _empirical(train: types.CascadeDataset, prefixes, cut: float, end: float,
   return out
 
 
-def _censored_loss(graphdef, censor_end, params, users, gaps, mask, times):
-  """Eq. 8 plus `-log S(censor_end - t_N)` at each cascade's last event.
-
-  Eq. 8 scores only observed next events, so the model never learns that a
-  cascade stops: the survival of the gap after the last event until the end
-  of the observation window is the missing term of the point-process
-  likelihood on a finite window.
-  """
-  out = nnx.merge(graphdef, params)(users, gaps, mask)
-  user_nll, time_nll, has_next = model_lib.event_nll(out, users, gaps, mask)
-  last = mask & ~has_next
-  remaining = jnp.maximum(censor_end - times, 0.0)
-  censored = jnp.where(last, jnp.exp(tpp.log_integral(remaining, out.b,
-                                                      out.w)), 0.0)
-  count = jnp.maximum(jnp.sum(has_next), 1)
-  return (jnp.sum(user_nll) + jnp.sum(time_nll) + jnp.sum(censored)) / count
+def _sizes(cascades, end: float) -> np.ndarray:
+  return np.array([int((c.times <= end).sum()) for c in cascades])
 
 
-def _train_censored(config, splits, censor_end: float) -> cr.CyanModel:
-  """Adam on `_censored_loss` for `config.train.num_epochs` epochs."""
-  train_b, _, _ = train_lib.make_batchers(config, splits)
-  gaps = np.concatenate([np.diff(c.times) for c in splits.train.cascades])
+def _forecast(model, prefixes, horizon, cut, levels, seed) -> list[np.ndarray]:
+  return [f.samples for f in model.forecast_sizes(
+      prefixes, horizon=horizon, observed_until=[cut] * len(prefixes),
+      num_samples=_NUM_SAMPLES.value, level=max(levels), seed=seed)]
+
+
+def _model_as_truth(model, test, cut: float) -> list[types.Cascade]:
+  """Cascades drawn from the model itself, from the test cascades' roots."""
+  roots = [cr.observed_prefix(c, 0.0) for c in test]
+  drawn = sampling.sample_continuations(
+      model.graphdef, model.params, roots, num_samples=1,
+      max_events=model.num_users - 1, seed=_SEED.value + 1,
+      horizon=max(_HORIZONS.value) + cut)
+  return [sampling.continuation_cascades(r, drawn, [i])[0]
+          for i, r in enumerate(roots)]
+
+
+def _slope(params) -> float:
+  """The learned slope `w = softplus(time_w_raw)` of the intensity."""
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    if 'time_w_raw' in jax.tree_util.keystr(path):
+      return float(jax.nn.softplus(jax.device_get(leaf)))
+  return float('nan')
+
+
+def _stop_objective(params, graphdef, stop_id: int, censor_end: float,
+                    inputs) -> tuple[jax.Array, jax.Array]:
+  """(sum of Eq. 8 + the end terms of the STOP law, next events)."""
+  users, gaps, mask, calendar = inputs
+  out = nnx.merge(graphdef, params)(users, gaps, mask, calendar)
+  user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
+  log_pi = jnp.minimum(out.log_probs[..., stop_id], -1e-7)
+  end = -log_pi
+  if censor_end > 0:  # -log[pi + (1 - pi) S]: S from the library's term
+    log_s = -train_lib.censored_nll(out, gaps, mask, censor_end)
+    end = -jnp.logaddexp(log_pi, jnp.log1p(-jnp.exp(log_pi)) + log_s)
+  last = mask & ~target
+  return (jnp.sum(user_nll) + jnp.sum(time_nll)
+          + jnp.sum(jnp.where(last, end, 0.0)), jnp.sum(target))
+
+
+def _train_stop(config, splits, censor_end: float):
+  """Adam on `_stop_objective`, early stopping on its validation value."""
+  train_b, valid_b, _ = train_lib.make_batchers(config, splits)
+  b_init, w_scale = train_lib._time_init(train_b)  # pylint: disable=protected-access
+  stop_id = splits.train.num_users
   graphdef, params = model_lib.init_params(
-      config.model, splits.train.num_users, calendar=False,
-      time_b_init=-np.log(max(gaps.mean(), 1e-9)),
-      time_w_scale=1.0 / max(gaps.max(), 1e-9), seed=config.seed)
+      config.model, stop_id + 1, calendar=False, time_b_init=b_init,
+      time_w_scale=w_scale, seed=config.seed)
+  objective = functools.partial(_stop_objective, graphdef=graphdef,
+                                stop_id=stop_id, censor_end=censor_end)
   tx = train_lib.create_optimizer(config.train)
-  opt_state = tx.init(params)
-  grad = jax.value_and_grad(functools.partial(_censored_loss, graphdef,
-                                              censor_end))
+
+  def mean_loss(params, inputs):
+    total, count = objective(params, inputs=inputs)
+    return total / jnp.maximum(count, 1)
 
   @jax.jit
-  def step(params, opt_state, users, gaps, mask, times):
-    loss, g = grad(params, users, gaps, mask, times)
-    updates, opt_state = tx.update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+  def step(params, opt_state, inputs):
+    grads = jax.grad(mean_loss)(params, inputs)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
+  valid = jax.jit(lambda p, i: objective(p, inputs=i))
+  opt_state, best, best_params, bad = tx.init(params), np.inf, params, 0
   for epoch in range(config.train.num_epochs):
-    losses = []
     for batch in train_b.batches(config.seed, epoch):
-      params, opt_state, loss = step(params, opt_state, batch.users,
-                                     batch.gaps, batch.mask, batch.times)
-      losses.append(loss)
-    print(f'[censored] epoch {epoch + 1}: train loss '
-          f'{float(np.mean(jax.device_get(losses))):.4f}', flush=True)
-  return cr.CyanModel(config, graphdef, params, splits.train.vocab,
-                      time_unit=splits.train.time_unit, splits=splits)
+      params, opt_state = step(params, opt_state,
+                               evaluate_lib.model_inputs(batch))
+    sums = jax.device_get([valid(params, evaluate_lib.model_inputs(b))
+                           for b in valid_b.batches()])
+    value = sum(float(t) for t, _ in sums) / sum(int(c) for _, c in sums)
+    bad = 0 if value < best else bad + 1
+    if value < best:
+      best, best_params = value, params
+    print(f'[stop] epoch {epoch + 1}: valid objective {value:.4f}'
+          f'{" *" if bad == 0 else ""}', flush=True)
+    if bad >= config.train.patience:
+      break
+  return graphdef, best_params, stop_id, best
+
+
+def _stop_event_times(graphdef, params, stop_id: int, prefixes, cut: float,
+                      num_samples: int, seed: int) -> list[np.ndarray]:
+  """Per prefix, [num_samples, M] times of the new events (inf after STOP)."""
+  pool = 3 * num_samples
+  cont = sampling.sample_continuations(
+      graphdef, params, prefixes, num_samples=pool, max_events=stop_id,
+      observed_until=[cut] * len(prefixes), seed=seed)
+  n = max(len(p) for p in prefixes)
+  arrays = [np.zeros((len(prefixes), n), dtype) for dtype in
+            (np.int32, np.float32, bool)]
+  for i, p in enumerate(prefixes):
+    arrays[0][i, :len(p)] = p.users
+    arrays[1][i, 1:len(p)] = np.diff(p.times)
+    arrays[2][i, :len(p)] = True
+  out = nnx.merge(graphdef, params)(*arrays, None)
+  b_last = np.asarray(out.b)[np.arange(len(prefixes)),
+                             [len(p) - 1 for p in prefixes]]
+  silence = np.array([cut - p.times[-1] for p in prefixes])
+  log_s = np.asarray(tpp.log_survival(silence, b_last, out.w))
+  rng = np.random.default_rng(seed)
+  result = []
+  for i in range(len(prefixes)):
+    users = cont.users[i * pool:(i + 1) * pool]
+    stopped = np.cumsum(users == stop_id, axis=1) > 0
+    times = np.where(stopped | (users < 0), np.inf,
+                     cont.times[i * pool:(i + 1) * pool])
+    weights = np.where(users[:, 0] == stop_id, 1.0, np.exp(log_s[i]))
+    result.append(times[rng.choice(pool, num_samples,
+                                   p=weights / weights.sum())])
+  return result
+
+
+def _train(config, workdir: str) -> tuple[cr.CyanModel, float]:
+  t0 = time.perf_counter()
+  model = cr.train_cyan(config, workdir)
+  return model, time.perf_counter() - t0
 
 
 def main(argv):
@@ -171,75 +266,79 @@ def main(argv):
     raise app.UsageError('Too many command-line arguments.')
   levels = [float(x) for x in _LEVELS.value]
   cut = _CUT.value
-  config = cr.load_config(_CONFIG.value, data__num_cascades=_NUM_CASCADES.value,
-                          train__num_epochs=_EPOCHS.value)
-  t0 = time.perf_counter()
-  model = cr.train_cyan(config, _WORKDIR.value)
-  train_seconds = time.perf_counter() - t0
-  splits = model.splits()
+  overrides = dict(data__num_cascades=_NUM_CASCADES.value,
+                   train__num_epochs=_EPOCHS.value,
+                   train__patience=_PATIENCE.value,
+                   train__learning_rate=_LR.value)
+  models = {}
+  report = dict(config=_CONFIG.value, overrides=overrides, cut=cut,
+                censor_end=_CENSOR_END.value, num_samples=_NUM_SAMPLES.value,
+                horizons={})
+  runs = [('model', 0.0)]
+  if _CENSOR_END.value > 0:
+    runs.append(('model_censored', _CENSOR_END.value))
+  for key, censor_end in runs:
+    config = cr.load_config(_CONFIG.value, train__censor_end=censor_end,
+                            **overrides)
+    sub = 'plain' if censor_end == 0 else 'censored'
+    model, seconds = _train(config, os.path.join(_WORKDIR.value, sub))
+    models[key] = model
+    report[key] = dict(workdir=sub, train_seconds=seconds,
+                       test_metrics=model.test_metrics,
+                       slope_w=_slope(model.params))
+  splits = models['model'].splits()
   test = list(splits.test.cascades[:_NUM_TEST.value])
   prefixes = [cr.observed_prefix(c, cut) for c in test]
-  report = dict(config=_CONFIG.value, num_cascades=_NUM_CASCADES.value,
-                test_metrics=model.test_metrics, num_test=len(test), cut=cut,
-                num_samples=_NUM_SAMPLES.value,
-                observed_mean=float(np.mean([len(p) for p in prefixes])),
-                train_seconds=train_seconds, horizons={})
-  # Well-specified truths: cascades drawn from the model, from the test roots.
-  roots = [cr.observed_prefix(c, 0.0) for c in test]
-  drawn = sampling.sample_continuations(
-      model.graphdef, model.params, roots, num_samples=1,
-      max_events=model.num_users - 1, seed=_SEED.value + 1,
-      horizon=max(_HORIZONS.value) + cut)
-  fake = [sampling.continuation_cascades(r, drawn, [i])[0]
-          for i, r in enumerate(roots)]
-  fake_prefixes = [cr.observed_prefix(c, cut) for c in fake]
-  censored = None
-  if _CENSOR_END.value > 0:
+  silent = np.array([cut - p.times[-1] >= _SILENT.value for p in prefixes])
+  report.update(num_test=len(test), silent_fraction=float(silent.mean()),
+                observed_mean=float(np.mean([len(p) for p in prefixes])))
+  fakes = {key: _model_as_truth(m, test, cut) for key, m in models.items()}
+  stop_times = None
+  if _STOP_CLASS.value:
     t0 = time.perf_counter()
-    censored_config = cr.load_config(
-        _CONFIG.value, data__num_cascades=_NUM_CASCADES.value,
-        train__num_epochs=_CENSORED_EPOCHS.value,
-        train__learning_rate=_CENSORED_LR.value)
-    censored = _train_censored(censored_config, splits, _CENSOR_END.value)
-    report['censored_train_seconds'] = time.perf_counter() - t0
-    report['censored_test_metrics'] = censored.evaluate('test')
+    config = cr.load_config(_CONFIG.value, **overrides)
+    graphdef, params, stop_id, best = _train_stop(config, splits,
+                                                  _CENSOR_END.value)
+    report['model_stop'] = dict(train_seconds=time.perf_counter() - t0,
+                                best_valid_objective=best,
+                                slope_w=_slope(params))
+    t0 = time.perf_counter()
+    stop_times = _stop_event_times(graphdef, params, stop_id, prefixes, cut,
+                                   _NUM_SAMPLES.value, _SEED.value)
+    report['model_stop']['sample_seconds'] = time.perf_counter() - t0
   for horizon in _HORIZONS.value:
     rng = np.random.default_rng(0)
     end = cut + horizon
-    truth = np.array([int((c.times <= end).sum()) for c in test])
-    t0 = time.perf_counter()
-    forecasts = model.forecast_sizes(
-        prefixes, horizon=horizon, observed_until=[cut] * len(prefixes),
-        num_samples=_NUM_SAMPLES.value, level=max(levels), seed=_SEED.value)
-    seconds = time.perf_counter() - t0
-    fake_forecasts = model.forecast_sizes(
-        fake_prefixes, horizon=horizon,
-        observed_until=[cut] * len(fake_prefixes),
-        num_samples=_NUM_SAMPLES.value, level=max(levels),
-        seed=_SEED.value + 2)
-    fake_truth = np.array([int((c.times <= end).sum()) for c in fake])
-    report['horizons'][f'{horizon:g}'] = dict(
-        forecast_seconds=seconds,
-        truncated=float(np.mean([f.truncated for f in forecasts])),
+    truth = _sizes(test, end)
+    row = report['horizons'][f'{horizon:g}'] = dict(
         no_growth_abs_error=float(np.mean(np.abs(
             truth - np.array([len(p) for p in prefixes])))),
-        model=_score([f.samples for f in forecasts], truth, levels, rng),
         empirical_baseline=_score(
-            _empirical(splits.train, prefixes, cut, end), truth, levels, rng),
-        model_as_truth=_score([f.samples for f in fake_forecasts],
-                              fake_truth, levels, rng))
-    if censored is not None:
-      forecasts = censored.forecast_sizes(
-          prefixes, horizon=horizon, observed_until=[cut] * len(prefixes),
-          num_samples=_NUM_SAMPLES.value, level=max(levels),
-          seed=_SEED.value)
-      report['horizons'][f'{horizon:g}']['model_censored'] = _score(
-          [f.samples for f in forecasts], truth, levels, rng)
+            _empirical(splits.train, prefixes, cut, end), truth, levels,
+            rng))
+    forecasts = {}
+    for key, model in models.items():
+      forecasts[key] = _forecast(model, prefixes, horizon, cut, levels,
+                                 _SEED.value)
+      fake_prefixes = [cr.observed_prefix(c, cut) for c in fakes[key]]
+      row[key + '_as_truth'] = _score(
+          _forecast(model, fake_prefixes, horizon, cut, levels,
+                    _SEED.value + 2), _sizes(fakes[key], end), levels, rng)
+    if stop_times is not None:
+      forecasts['model_stop'] = [len(p) + np.sum(t <= end, axis=1)
+                                 for p, t in zip(prefixes, stop_times)]
+    for key, samples in forecasts.items():
+      row[key] = _score(samples, truth, levels, rng)
+      for name, part in (('silent', silent), ('active', ~silent)):
+        row[key][name] = _score([s for s, p in zip(samples, part) if p],
+                                truth[part], levels, rng)
 
-  names = (('model', 'CYAN-RNN(cov), synthetic truth'),
+  names = (('model', 'CYAN-RNN(cov), Eq. 8'),
+           ('model_censored', 'CYAN-RNN(cov), Eq. 8 + censored last gap'),
+           ('model_stop', 'STOP-class prototype (+ censored last gap)'),
            ('empirical_baseline', 'empirical (train cascades, same size at cut)'),
-           ('model_as_truth', 'CYAN-RNN(cov), truth drawn from the model'),
-           ('model_censored', 'CYAN-RNN(cov) + censored last gap, synthetic truth'))
+           ('model_as_truth', 'Eq. 8 model, truth drawn from it'),
+           ('model_censored_as_truth', 'censored model, truth drawn from it'))
   head = ['horizon', 'forecaster'] + [f'cover {lv:g}' for lv in levels] + [
       'PIT KS p', 'mean forecast', 'mean truth', '|median - truth|']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -253,10 +352,21 @@ def main(argv):
           f'{r["pit_ks_pvalue"]:.2g}', f'{r["mean_forecast"]:.2f}',
           f'{r["mean_truth"]:.2f}', f'{r["median_abs_error"]:.2f}']
       lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += ['', f'Split by silence before the cut (>= {_SILENT.value:g}: '
+            f'{report["silent_fraction"]:.2f} of the test cascades): '
+            f'cover {max(levels):g} silent / active', '',
+            '| horizon | forecaster | silent | active |', '|---|---|---|---|']
+  for horizon, by_name in report['horizons'].items():
+    for key, name in names[:3]:
+      if key in by_name:
+        cover = [by_name[key][p][f'coverage@{max(levels):g}']
+                 for p in ('silent', 'active')]
+        lines.append(f'| {horizon} | {name} | {cover[0]:.3f} | '
+                     f'{cover[1]:.3f} |')
   table = '\n'.join(lines)
   print(table)
   print(json.dumps({k: v for k, v in report.items()
-                    if k not in ('horizons', 'test_metrics')}))
+                    if k not in ('horizons',)}))
   os.makedirs(_WORKDIR.value, exist_ok=True)
   with open(os.path.join(_WORKDIR.value, 'forecast_calibration.json'),
             'w') as f:
