@@ -171,7 +171,8 @@ def _op_forms_ms(n=10000):
         best = min(best, time.perf_counter() - t0)
       row[name] = round(1e3 * best, 2)
     out[form] = row
-  out['auto'] = ops.resolve_form('auto')
+  out['auto'] = {'scale_and_copy': ops.resolve_form('auto', 'conv'),
+                 'deconvolve': ops.resolve_form('auto', 'deconv')}
   return out
 
 
