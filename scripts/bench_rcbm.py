@@ -56,7 +56,7 @@ _SIZES = flags.DEFINE_list('sizes', ['100', '1000', '10000'],
 _STEPS = flags.DEFINE_list('steps', ['fixed', 'line_search'], 'Step rules.')
 _MAX_ITERS = flags.DEFINE_integer('max_iters', 300,
                                   'Outer iterations per level, at most.')
-_BATCH = flags.DEFINE_integer('batch_size', 2000, 'Samples per mini-batch.')
+_BATCH = flags.DEFINE_integer('batch_size', 500, 'Samples per mini-batch.')
 _FORMS = flags.DEFINE_bool('forms', True, 'Time the operator forms.')
 _HEADLINE = flags.DEFINE_bool('headline', True,
                               'Run the n=10,000 2-level timings.')
