@@ -55,6 +55,7 @@ import optax
 from scipy import stats
 
 import cyan_rcbm as cr
+from cyan_rcbm.cyan import censoring
 from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import sampling
@@ -175,7 +176,7 @@ def _stop_objective(params, graphdef, stop_id: int, censor_end: float,
   log_pi = jnp.minimum(out.log_probs[..., stop_id], -1e-7)
   end = -log_pi
   if censor_end > 0:  # -log[pi + (1 - pi) S]: S from the library's term
-    log_s = -train_lib.censored_nll(out, gaps, mask, censor_end)
+    log_s = -censoring.censored_nll(out, gaps, mask, censor_end)
     end = -jnp.logaddexp(log_pi, jnp.log1p(-jnp.exp(log_pi)) + log_s)
   last = mask & ~target
   return (jnp.sum(user_nll) + jnp.sum(time_nll)

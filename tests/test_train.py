@@ -15,6 +15,7 @@ from flax import nnx
 from cyan_rcbm import errors
 from cyan_rcbm.common import checkpoint
 from cyan_rcbm.common import config_loading
+from cyan_rcbm.cyan import censoring
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import model as model_lib
@@ -241,7 +242,7 @@ def test_censored_loss_adds_exactly_the_survival_of_the_last_gap():
                              survival / count, rtol=2e-5)
   # rows whose last event is at or past the end add nothing (S(0) = 1): at
   # end = 1, rows 0 and 1 (last events at 1.7) are past it, row 2 is not.
-  late = train.censored_nll(forward(params, inputs), gaps, mask, 1.0)
+  late = censoring.censored_nll(forward(params, inputs), gaps, mask, 1.0)
   np.testing.assert_allclose(
       np.asarray(late).sum(1),
       [0, 0, np.exp(b[2, 1]) / w * np.expm1(w * (1.0 - 0.05))], rtol=2e-5)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from cyan_rcbm.cyan import model as model_lib
+from cyan_rcbm.cyan import layers
 from cyan_rcbm.data import batching
 
 SECONDS_PER_DAY = 86400
@@ -93,7 +93,7 @@ def advance(model, state: dict[str, jax.Array], x_RxX: jax.Array,
                 alpha_prev[..., None] * model.cov_alpha[...])
       rec = v_prev @ model.cov_rec[...]
       if model.coverage_cell == 'gru':
-        v = model_lib._gru_update(cov_in, rec, model.cov_rec_b[...], v_prev)  # pylint: disable=protected-access
+        v = layers.gru_update(cov_in, rec, model.cov_rec_b[...], v_prev)
       else:
         v = jnp.tanh(cov_in + rec + model.cov_rec_b[...])
       pre = pre + v @ model.att_z[...]

@@ -39,6 +39,7 @@ import numpy as np
 from flax import nnx
 
 from cyan_rcbm import errors
+from cyan_rcbm.cyan import layers
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
@@ -55,120 +56,6 @@ class Outputs(NamedTuple):
   b: jax.Array                # [B, N] log base intensity of the next gap
   w: jax.Array                # [] slope of the log intensity, > 0
   alpha: jax.Array | None     # [B, N, L] alignments over events k-L+1..k
-
-
-def _orthogonal_blocks(key, rows: int, cols: int, blocks: int) -> jax.Array:
-  """`[rows, blocks*cols]` of independent orthogonal blocks (one per gate)."""
-  init = nnx.initializers.orthogonal()
-  keys = jax.random.split(key, blocks)
-  return jnp.concatenate([init(k, (rows, cols)) for k in keys], axis=1)
-
-
-class _GRUWeights(nnx.Module):
-  """A GRU with fused gates `[r, z, n]` (reset applied after the matmul).
-
-  The input projection `x W + b` is done outside the recurrence for all
-  steps at once (`project`); `step` does one `[B, H] x [H, 3H]` matmul.
-  """
-
-  def __init__(self, in_dim: int, hidden: int, *, rngs: nnx.Rngs):
-    self.hidden = hidden
-    self.w_in = nnx.Param(nnx.initializers.lecun_normal()(
-        rngs.params(), (in_dim, 3 * hidden)))
-    self.b_in = nnx.Param(jnp.zeros((3 * hidden,)))
-    self.w_rec = nnx.Param(_orthogonal_blocks(rngs.params(), hidden, hidden, 3))
-    self.b_rec_n = nnx.Param(jnp.zeros((hidden,)))
-
-  def project(self, x: jax.Array) -> jax.Array:
-    return x @ self.w_in[...] + self.b_in[...]
-
-  def step(self, gates_in: jax.Array, state: jax.Array) -> jax.Array:
-    hh = state @ self.w_rec[...]
-    return _gru_update(gates_in, hh, self.b_rec_n[...], state)
-
-
-def _gru_update(gates_in, hh, b_rec_n, state, axis: int = -1):
-  """GRU update from gate pre-activations `[r, z, n]` stacked along `axis`.
-
-  `b_rec_n` must broadcast against one gate block (shape `[H]` for the last
-  axis, `[H, 1, ...]` for a leading one).
-  """
-  h = state.shape[axis]
-  gate = functools.partial(jax.lax.slice_in_dim, axis=axis % state.ndim)
-  rz = jax.nn.sigmoid(gate(gates_in, 0, 2 * h) + gate(hh, 0, 2 * h))
-  r, z = gate(rz, 0, h), gate(rz, h, 2 * h)
-  n = jnp.tanh(gate(gates_in, 2 * h, 3 * h) +
-               r * (gate(hh, 2 * h, 3 * h) + b_rec_n))
-  return n + z * (state - n)
-
-
-def _tree_reduce(x: jax.Array, axis: int, op=jnp.add,
-                 identity: float = 0.0) -> jax.Array:
-  """Reduces `axis` of `x` by halving it with `op` (log2 steps).
-
-  On CPU, XLA emits a reduction over a non-minor axis as a scalar loop;
-  halving with elementwise ops vectorises along the minor (batch) axis and
-  is 5-15x faster here for the window sums of the decoder (and their
-  gradients).
-  """
-  while x.shape[axis] > 1:
-    m = x.shape[axis]
-    half = (m + 1) // 2
-    lo = jax.lax.slice_in_dim(x, 0, half, axis=axis)
-    hi = jax.lax.slice_in_dim(x, half, m, axis=axis)
-    if m % 2:
-      pad = [(0, 0)] * x.ndim
-      pad[axis] = (0, 1)
-      hi = jnp.pad(hi, pad, constant_values=identity)
-    x = op(lo, hi)
-  return jnp.squeeze(x, axis)
-
-
-def _softmax_over_slots(e_LxB: jax.Array) -> jax.Array:
-  """Softmax over axis 0 with `_tree_reduce` (masked slots are -inf)."""
-  e_LxB = e_LxB - jax.lax.stop_gradient(
-      _tree_reduce(e_LxB, 0, jnp.maximum, -jnp.inf))
-  p = jnp.exp(e_LxB)
-  return p / _tree_reduce(p, 0)
-
-
-def _decoder_segments(n: int, win: int, count: int
-                      ) -> list[tuple[int, int, int, bool]]:
-  """`(first step, end step, window slots, sliding)` of the decoder scans.
-
-  Steps k < win can only attend to events 0..k, so they run over static
-  windows of the first w events (w = win/4, win/2, win with count = 3): the
-  slots they skip would all be masked. Steps k >= win (only when the
-  cascade is longer than the window) slide a window of win slots. Results
-  are identical for every count (tested); fewer slots, less work.
-  """
-  bounds = []
-  if count >= 3 and win >= 8:
-    bounds.append(win // 4)
-  if count >= 2 and win >= 4:
-    bounds.append(win // 2)
-  bounds.append(win)
-  segments, lo = [], 0
-  for hi in bounds:
-    if lo < hi <= n:
-      segments.append((lo, hi, hi, False))
-      lo = hi
-  if lo < n:
-    segments.append((lo, n, win, True))
-  return segments
-
-
-def _to_sliding_layout(alpha_SxBxW: jax.Array, first_step: int,
-                       win: int) -> jax.Array:
-  """Static-window alignments (slot j = event j) of steps first_step.. to
-  the sliding layout `[steps, B, win]` (slot j = event k - win + 1 + j)."""
-  steps, _, w = alpha_SxBxW.shape
-  k = first_step + jnp.arange(steps)[:, None]
-  event = k - win + 1 + jnp.arange(win)[None, :]            # [steps, win]
-  inside = (event >= 0) & (event < w)
-  gathered = jnp.take_along_axis(
-      alpha_SxBxW, jnp.clip(event, 0, w - 1)[:, None, :], axis=2)
-  return jnp.where(inside[:, None, :], gathered, 0.0)
 
 
 class CyanRNN(nnx.Module):
@@ -230,7 +117,7 @@ class CyanRNN(nnx.Module):
       self.calendar_table = nnx.Embed(sum(batching.CALENDAR_SIZES),
                                       calendar_embed, rngs=rngs)
       x_dim += calendar_embed * len(batching.CALENDAR_SIZES)
-    self.encoder = _GRUWeights(x_dim, h, rngs=rngs)
+    self.encoder = layers.GRUWeights(x_dim, h, rngs=rngs)
 
     attend = variant != 'rmtpp'
     if attend:
@@ -239,7 +126,7 @@ class CyanRNN(nnx.Module):
       self.att_b = nnx.Param(jnp.zeros((a,)))
       self.att_v = nnx.Param(dense(rngs.params(), (a, 1))[:, 0])  # v
       # decoder GRU input [x_k; s_k]: x part hoisted, s part per step.
-      self.decoder = _GRUWeights(x_dim, d, rngs=rngs)
+      self.decoder = layers.GRUWeights(x_dim, d, rngs=rngs)
       self.dec_s = nnx.Param(dense(rngs.params(), (h, 3 * d)))
       if variant == 'cyan_cov':
         gates = 3 if coverage_cell == 'gru' else 1
@@ -247,7 +134,7 @@ class CyanRNN(nnx.Module):
         self.cov_t = nnx.Param(dense(rngs.params(), (d, gates * c)))
         self.cov_alpha = nnx.Param(dense(rngs.params(), (1, gates * c))[0])
         self.cov_b = nnx.Param(jnp.zeros((gates * c,)))
-        self.cov_rec = nnx.Param(_orthogonal_blocks(rngs.params(), c, c,
+        self.cov_rec = nnx.Param(layers.orthogonal_blocks(rngs.params(), c, c,
                                                     gates))
         self.cov_rec_b = nnx.Param(jnp.zeros((c,)))
         self.att_z = nnx.Param(dense(rngs.params(), (c, a)))   # Z_a
@@ -304,7 +191,7 @@ class CyanRNN(nnx.Module):
 
     def step(h_HxB, x_XxB):
       gates = w_in_T @ x_XxB + b_in
-      h_HxB = _gru_update(gates, w_rec_T @ h_HxB, b_rec_n, h_HxB, axis=0)
+      h_HxB = layers.gru_update(gates, w_rec_T @ h_HxB, b_rec_n, h_HxB, axis=0)
       return h_HxB, h_HxB
 
     _, h_NxHxB = jax.lax.scan(step, h0_HxB, x_NxXxB, unroll=self.unroll)
@@ -339,7 +226,8 @@ class CyanRNN(nnx.Module):
     cov = self.variant == 'cyan_cov'
     dtype = h_NxBxH.dtype
     x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))
-    dec_in_T, dec_in_b = self.decoder.w_in[...].T, self.decoder.b_in[...][:, None]
+    dec_in_T = self.decoder.w_in[...].T
+    dec_in_b = self.decoder.b_in[...][:, None]
     mats = [self.att_u[...], jnp.eye(hdim, dtype=dtype)]
     a = mats[0].shape[-1]
     if cov:
@@ -384,7 +272,7 @@ class CyanRNN(nnx.Module):
                   alpha_prev * cov_alpha)
         rec = (cov_rec_T @ v_prev.reshape(c, w * b)).reshape(-1, w, b)
         if self.coverage_cell == 'gru':
-          v_win = _gru_update(cov_in, rec, cov_rec_b, v_prev, axis=0)
+          v_win = layers.gru_update(cov_in, rec, cov_rec_b, v_prev, axis=0)
         else:
           v_win = jnp.tanh(cov_in + rec + cov_rec_b)
         if not sliding:  # future events keep V = 0 until they occur
@@ -393,12 +281,12 @@ class CyanRNN(nnx.Module):
                                  ).reshape(a, w, b)
         new['v'] = v_win
       # v^T tanh(.) and sum_i alpha_i h_i as multiply-and-reduce.
-      e_LxB = _tree_reduce(jnp.tanh(pre_AxLxB) * att_v, 0)
+      e_LxB = layers.tree_reduce(jnp.tanh(pre_AxLxB) * att_v, 0)
       e_LxB = jnp.where(valid_L[:, None], e_LxB, -jnp.inf)
-      alpha_LxB = _softmax_over_slots(e_LxB)
-      s_HxB = _tree_reduce(alpha_LxB * h_win, 1)
+      alpha_LxB = layers.softmax_over_slots(e_LxB)
+      s_HxB = layers.tree_reduce(alpha_LxB * h_win, 1)
       gates = dec_in_T @ xs['x'] + dec_in_b + dec_s_T @ s_HxB
-      t_new = _gru_update(gates, tt[a:a + 3 * d], dec_rec_b, t_prev, axis=0)
+      t_new = layers.gru_update(gates, tt[a:a + 3 * d], dec_rec_b, t_prev, axis=0)
       new['t'] = t_new
       if cov:
         new['alpha'] = alpha_LxB
@@ -410,7 +298,7 @@ class CyanRNN(nnx.Module):
       carry['v'] = jnp.zeros((c, 0, b), dtype)
       carry['alpha'] = jnp.zeros((0, b), dtype)
     outs = []
-    for lo, hi, w, sliding in _decoder_segments(n, win, self.window_segments):
+    for lo, hi, w, sliding in layers.decoder_segments(n, win, self.window_segments):
       if cov:  # static windows grow at the end (slots of future events)
         grow = w - carry['alpha'].shape[0]
         carry['v'] = jnp.pad(carry['v'], ((0, 0), (0, grow), (0, 0)))
@@ -423,7 +311,7 @@ class CyanRNN(nnx.Module):
           jax.tree.map(lambda v, lo=lo, hi=hi: v[lo:hi], xs),
           unroll=self.unroll)
       if return_alignments and not sliding:
-        out = out[:2] + (_to_sliding_layout(out[2], lo, win),)
+        out = out[:2] + (layers.to_sliding_layout(out[2], lo, win),)
       outs.append(out)
     t_NxDxB, s_NxHxB, alpha_NxBxL = (
         jnp.concatenate(pieces, axis=0) if pieces[0] is not None else None

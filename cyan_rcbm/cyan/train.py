@@ -5,8 +5,9 @@ summed over the next events of a batch and divided by their number. With
 `train.censor_end = T > 0` (off by default: the paper's Eq. 8) every cascade
 is taken as observed until `T` after its first event with no event after its
 last one, `t_N`, and the loss adds `-log S(T - t_N)` (`tpp.log_survival`) per
-cascade, the term of the point-process likelihood on `[t_1, t_1 + T]` that
-Eq. 8 leaves out (without it the model never learns that a cascade stops);
+cascade (`cyan_rcbm.cyan.censoring`), the term of the point-process
+likelihood on `[t_1, t_1 + T]` that Eq. 8 leaves out (without it the model
+never learns that a cascade stops);
 the sum is still divided by the number of next events, and validation
 (early stopping) uses the same objective. Adam
 after clipping the global gradient norm; orthogonal init of the recurrent
@@ -63,11 +64,11 @@ from cyan_rcbm.common import checkpoint as checkpoint_lib
 from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import analysis
+from cyan_rcbm.cyan import censoring
 from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
-from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import registry
 from cyan_rcbm.data import splits as splits_lib
@@ -126,22 +127,6 @@ def _time_init(train: batching.CascadeBatcher) -> tuple[float, float]:
   return -math.log(mean), 1.0 / (largest if largest > 0 else 1.0)
 
 
-def censored_nll(outputs: model_lib.Outputs, gaps_BxN: jax.Array,
-                 mask_BxN: jax.Array, censor_end: float) -> jax.Array:
-  """`-log S(censor_end - t_N)` at each row's last event, 0 elsewhere [B, N].
-
-  `t_N - t_1` is the sum of the row's gaps (`gaps_BxN[:, 0] = 0`), so the
-  rows must hold whole cascades (`_check_censoring`). A last event at or
-  after `censor_end` scores 0 (`S(0) = 1`).
-  """
-  last_BxN = mask_BxN & ~jnp.concatenate(
-      [mask_BxN[:, 1:], jnp.zeros_like(mask_BxN[:, :1])], axis=1)
-  end_Bx1 = jnp.sum(jnp.where(mask_BxN, gaps_BxN, 0.0), axis=1, keepdims=True)
-  remaining_Bx1 = jnp.maximum(censor_end - end_Bx1, 0.0)
-  return jnp.where(last_BxN, -tpp.log_survival(remaining_Bx1, outputs.b,
-                                               outputs.w), 0.0)
-
-
 def _loss(params, graphdef, inputs, censor_end: float = 0.0):
   """Eq. 8 per next event, plus the censored last gaps if `censor_end > 0`."""
   users, gaps, mask, calendar = inputs
@@ -150,8 +135,10 @@ def _loss(params, graphdef, inputs, censor_end: float = 0.0):
   user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
   count = jnp.sum(target)
   user_sum, time_sum = jnp.sum(user_nll), jnp.sum(time_nll)
-  censored_sum = (jnp.sum(censored_nll(out, gaps, mask, censor_end))
-                  if censor_end > 0 else jnp.zeros((), user_sum.dtype))
+  if censor_end > 0:
+    censored_sum = jnp.sum(censoring.censored_nll(out, gaps, mask, censor_end))
+  else:
+    censored_sum = jnp.zeros((), user_sum.dtype)
   loss = (user_sum + time_sum + censored_sum) / jnp.maximum(count, 1)
   return loss, (user_sum, time_sum, censored_sum, count)
 
@@ -217,62 +204,7 @@ def create_train_step(graphdef, train_config, mesh: Mesh | None = None):
   """
   return _jitted_train_step(graphdef, float(train_config.learning_rate),
                             float(train_config.grad_clip), mesh,
-                            censor_end_of(train_config))
-
-
-def censor_end_of(train_config) -> float:
-  """`train.censor_end` (0.0 when absent: configs written before it)."""
-  value = train_config.get('censor_end', 0.0)
-  try:
-    value = float(value)
-  except (TypeError, ValueError):
-    value = math.nan
-  if not math.isfinite(value) or value < 0:
-    raise errors.ConfigError(
-        f'train.censor_end must be a finite time >= 0 (0: off, Eq. 8 as the '
-        f'paper); got {train_config.get("censor_end")!r}.')
-  return value
-
-
-def _check_censoring(censor_end: float, splits: splits_lib.Splits,
-                     batchers) -> None:
-  """Every cascade must end by `censor_end` and reach the model whole."""
-  if censor_end <= 0:
-    return
-  for (name, data), batcher in zip(splits.items(), batchers):
-    late = [c for c in data.cascades
-            if float(c.times[-1] - c.times[0]) > censor_end]
-    if late:
-      c = late[0]
-      raise errors.ConfigError(
-          f'train.censor_end={censor_end:g} but {len(late)} {name} cascades '
-          f'have events later than that after their first event (cascade '
-          f'{c.id!r}: last event at {float(c.times[-1] - c.times[0]):g}); '
-          'set train.censor_end to the end of the observation window (>= the '
-          'latest event) or 0.')
-    if batcher is not None and batcher.report.num_truncated:
-      raise errors.ConfigError(
-          f'train.censor_end needs whole cascades, but data.max_events='
-          f'{batcher.lengths.max()} truncated {batcher.report.num_truncated} '
-          f'{name} cascades; set data.max_events=0 or train.censor_end=0.')
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted_censored_sum(graphdef, censor_end: float):
-  def total(params, users, gaps, mask, calendar):
-    out = nnx.merge(graphdef, params)(users, gaps, mask, calendar)
-    return jnp.sum(censored_nll(out, gaps, mask, censor_end))
-  return jax.jit(total)
-
-
-def censored_per_event(graphdef, params, batcher: batching.CascadeBatcher,
-                       censor_end: float, mesh: Mesh | None = None) -> float:
-  """Sum of `censored_nll` over `batcher`'s cascades / its next events."""
-  fn = _jitted_censored_sum(graphdef, float(censor_end))
-  sums = [fn(params, *evaluate_lib.model_inputs(
-      parallel.device_batch(batch, mesh))) for batch in batcher.batches()]
-  events = int(batcher.lengths.sum() - len(batcher.lengths))
-  return float(np.sum(jax.device_get(sums))) / max(events, 1)
+                            censoring.censor_end_of(train_config))
 
 
 def _check_mesh(config, mesh: Mesh | None) -> None:
@@ -326,13 +258,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   sharding.initialize_distributed(config.distributed)
   mesh = sharding.create_mesh(config.mesh_devices)
   _check_mesh(config, mesh)
-  censor_end = censor_end_of(config.train)
+  censor_end = censoring.censor_end_of(config.train)
   resuming = sharding.prepare_workdir(config, workdir)
   eval_path = os.path.join(workdir, EVAL_FILE)
   splits = registry.load_splits(config.data)
   _check_data(config, splits)
   train_b, valid_b, test_b = make_batchers(config, splits)
-  _check_censoring(censor_end, splits, (train_b, valid_b, test_b))
+  censoring.check_censoring(censor_end, splits, (train_b, valid_b, test_b))
   print(f'[cyan] train: {train_b.report}; {sharding.describe(mesh)}',
         flush=True)
   b_init, w_scale = _time_init(train_b)
@@ -422,7 +354,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                     f'epoch {epoch + 1} valid')
       nll = valid['nll_per_event']
       if censor_end:  # early stopping on the training objective
-        valid['censored_nll_per_event'] = censored_per_event(
+        valid['censored_nll_per_event'] = censoring.censored_per_event(
             graphdef, params, valid_b, censor_end, mesh)
         valid['objective_per_event'] = nll = (
             nll + valid['censored_nll_per_event'])
@@ -470,7 +402,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     result = metrics.compute_metrics(None, None, None, None, [])
   result['time_unit'] = splits.test.time_unit
   if censor_end and test_b is not None:
-    result['censored_nll_per_event'] = censored_per_event(
+    result['censored_nll_per_event'] = censoring.censored_per_event(
         graphdef, best_params, test_b, censor_end, mesh)
   result['best_valid_nll'] = meta['best_valid_nll']
   result['epochs'] = epoch
