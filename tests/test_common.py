@@ -152,6 +152,20 @@ def test_progress_rate_after_the_first_report_excludes_warmup(monkeypatch):
   assert 'elapsed 1m50s' in line
 
 
+def test_progress_rate_leaves_out_excluded_time(monkeypatch):
+  clock = iter([0.0, 0.0, 30.0, 60.0])
+  monkeypatch.setattr(workdir_lib.time, 'perf_counter', lambda: next(clock))
+  progress = workdir_lib.Progress('cyan', total=30, unit='events',
+                                  stream=io.StringIO())
+  progress.report(1, work=100)
+  progress.exclude(20.0)  # e.g. a validation pass between the reports
+  line = progress.report(11, work=1100)  # 1,000 events in 30 - 20 s
+  assert '100 events/s' in line
+  line = progress.report(21, work=2100)  # 2,000 events in 60 - 20 s
+  # the ETA stays wall-clock: 60 s for 20 steps, 9 steps left
+  assert '| 50 events/s' in line and 'ETA 0m27s' in line
+
+
 def test_checkpointer_round_trip_keeps_latest(tmp_path):
   ckpt = checkpoint.Checkpointer(str(tmp_path), max_to_keep=2)
   state = {'w': jnp.ones((2, 3)), 'step': jnp.asarray(0, jnp.int32)}

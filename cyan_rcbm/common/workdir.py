@@ -229,7 +229,9 @@ class Progress:
   and are plain text (no carriage returns), so they stay readable in logs.
   The rate and the ETA are measured from the first report on, so that
   compilation during the first steps does not distort them; the first
-  report has neither (only the elapsed time).
+  report has neither (only the elapsed time). Time passed to `exclude`
+  (validation, checkpoints) does not count in the rate, so the rate is the
+  speed of the work itself; the ETA keeps it (it is wall-clock).
   """
 
   def __init__(self, name: str, total: int | None, unit: str = 'steps',
@@ -241,7 +243,12 @@ class Progress:
     self._t0 = time.perf_counter()
     self._start = start
     self._work = None
-    self._first = None  # (time, step, work) of the first report
+    self._excluded = 0.0
+    self._first = None  # (time, step, work, excluded) of the first report
+
+  def exclude(self, seconds: float) -> None:
+    """Leaves `seconds` of wall time out of the rate (not the ETA)."""
+    self._excluded += max(float(seconds), 0.0)
 
   def report(self, step: int, work: float | None = None, **values: Any) -> str:
     """Prints one line. `work` counts units (e.g. events) done since start;
@@ -258,8 +265,9 @@ class Progress:
       parts.append(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}')
     first = self._first
     steady = first is not None and step > first[1] and now > first[0]
-    if steady and done_work > first[2]:
-      rate = (done_work - first[2]) / (now - first[0])
+    busy = (now - first[0]) - (self._excluded - first[3]) if steady else 0.0
+    if steady and done_work > first[2] and busy > 0:
+      rate = (done_work - first[2]) / busy
       parts.append(f'{rate:,.0f} {self.unit}/s' if rate >= 100 else
                    f'{rate:.3g} {self.unit}/s')
     parts.append(f'elapsed {_fmt_seconds(now - self._t0)}')
@@ -268,7 +276,7 @@ class Progress:
       seconds = (now - first[0]) / (step - first[1]) * left
       parts.append(f'ETA {_fmt_seconds(seconds)}')
     if self._first is None:
-      self._first = (now, step, done_work)
+      self._first = (now, step, done_work, self._excluded)
     line = ' | '.join(parts)
     print(line, file=self.stream, flush=True)
     return line

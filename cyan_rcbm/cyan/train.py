@@ -321,9 +321,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                       time=s['time'])
 
   def save(epoch, batch):
+    t_save = time.perf_counter()
     ckpt.save(step, dict(params=params, opt_state=opt_state,
                          best_params=best_params),
               dict(meta, epoch=epoch, batch=batch, step=step))
+    progress.exclude(time.perf_counter() - t_save)
 
   epoch = int(meta['epoch'])
   if epoch < config.train.num_epochs and not meta['done']:
@@ -348,6 +350,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     flush(epoch)
     meta['batch'] = 0
     # Early stopping on the validation NLL per event.
+    t_valid = time.perf_counter()
     if valid_b is not None:
       predictor = evaluate_lib.ModelPredictor(graphdef, params)
       valid, valid_secs = _evaluate(predictor, valid_b, mesh,
@@ -388,6 +391,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         meta['done'] = True
     else:
       best_params = jax.tree.map(jnp.copy, params)
+    progress.exclude(time.perf_counter() - t_valid)  # events/s = training
     epoch += 1
     meta['done'] = meta['done'] or epoch >= config.train.num_epochs
     save(epoch, 0)
