@@ -87,4 +87,5 @@ def test_bad_arguments():
     ops.scale_and_copy(w, h[:, :, :3])
   with pytest.raises(ValueError, match='features for filters'):
     ops.deconvolve(w, r[:, :1])
-  assert ops.resolve_form('auto') in ops.FORMS
+  assert ops.resolve_form('auto', 'conv') in ops.FORMS
+  assert ops.resolve_form('auto', 'deconv') in ops.FORMS

@@ -25,8 +25,9 @@ def orthogonal_blocks(key, rows: int, cols: int, blocks: int) -> jax.Array:
 class GRUWeights(nnx.Module):
   """A GRU with fused gates `[r, z, n]` (reset applied after the matmul).
 
-  The input projection `x W + b` is done outside the recurrence for all
-  steps at once (`project`); `step` does one `[B, H] x [H, 3H]` matmul.
+  `project` (`x W + b`) and `step` (one `[B, H] x [H, 3H]` matmul) are the
+  batch-major single-event form, used by `event_step`; the model's scans
+  use the transposed weights feature-major (`gru_update(..., axis=0)`).
   """
 
   def __init__(self, in_dim: int, hidden: int, *, rngs: nnx.Rngs):
@@ -61,7 +62,7 @@ def gru_update(gates_in, hh, b_rec_n, state, axis: int = -1):
 
 
 def tree_reduce(x: jax.Array, axis: int, op=jnp.add,
-                 identity: float = 0.0) -> jax.Array:
+                identity: float = 0.0) -> jax.Array:
   """Reduces `axis` of `x` by halving it with `op` (log2 steps).
 
   On CPU, XLA emits a reduction over a non-minor axis as a scalar loop;
@@ -91,7 +92,7 @@ def softmax_over_slots(e_LxB: jax.Array) -> jax.Array:
 
 
 def decoder_segments(n: int, win: int, count: int
-                      ) -> list[tuple[int, int, int, bool]]:
+                     ) -> list[tuple[int, int, int, bool]]:
   """`(first step, end step, window slots, sliding)` of the decoder scans.
 
   Steps k < win can only attend to events 0..k, so they run over static
@@ -117,7 +118,7 @@ def decoder_segments(n: int, win: int, count: int
 
 
 def to_sliding_layout(alpha_SxBxW: jax.Array, first_step: int,
-                       win: int) -> jax.Array:
+                      win: int) -> jax.Array:
   """Static-window alignments (slot j = event j) of steps first_step.. to
   the sliding layout `[steps, B, win]` (slot j = event k - win + 1 + j)."""
   steps, _, w = alpha_SxBxW.shape

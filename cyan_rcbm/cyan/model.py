@@ -172,8 +172,8 @@ class CyanRNN(nnx.Module):
       parts.append(emb.reshape(emb.shape[:2] + (-1,)))
     return jnp.concatenate(parts, axis=-1)
 
-  def encode(self, x_BxNxX: jax.Array) -> jax.Array:
-    """GRU encoder as one scan; returns `h_NxBxH` (time-major).
+  def encode(self, x_NxXxB: jax.Array) -> jax.Array:
+    """GRU encoder as one scan over `x_NxXxB`; returns `h_NxBxH`.
 
     The scan runs feature-major (`h`: `[H, B]`, gates `[3H, B]`) so that
     gate slices are whole rows and the elementwise update vectorises along
@@ -182,8 +182,7 @@ class CyanRNN(nnx.Module):
     into the elementwise update and then does not vectorise it (~3x slower
     here), while a matmul reading the `[X, B]` slice is cheap.
     """
-    x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))
-    h0_HxB = jnp.zeros((self.encoder.hidden, x_BxNxX.shape[0]), x_BxNxX.dtype)
+    h0_HxB = jnp.zeros((self.encoder.hidden, x_NxXxB.shape[2]), x_NxXxB.dtype)
     w_in_T = self.encoder.w_in[...].T
     b_in = self.encoder.b_in[...][:, None]
     w_rec_T = self.encoder.w_rec[...].T
@@ -191,13 +190,14 @@ class CyanRNN(nnx.Module):
 
     def step(h_HxB, x_XxB):
       gates = w_in_T @ x_XxB + b_in
-      h_HxB = layers.gru_update(gates, w_rec_T @ h_HxB, b_rec_n, h_HxB, axis=0)
+      h_HxB = layers.gru_update(gates, w_rec_T @ h_HxB, b_rec_n, h_HxB,
+                                axis=0)
       return h_HxB, h_HxB
 
     _, h_NxHxB = jax.lax.scan(step, h0_HxB, x_NxXxB, unroll=self.unroll)
     return jnp.swapaxes(h_NxHxB, 1, 2)
 
-  def decode(self, x_BxNxX: jax.Array, h_NxBxH: jax.Array,
+  def decode(self, x_NxXxB: jax.Array, h_NxBxH: jax.Array,
              return_alignments: bool = False):
     """The attention decoder scan (Eqs. 1, 3-7).
 
@@ -225,7 +225,6 @@ class CyanRNN(nnx.Module):
     d = self.decoder.hidden
     cov = self.variant == 'cyan_cov'
     dtype = h_NxBxH.dtype
-    x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))
     dec_in_T = self.decoder.w_in[...].T
     dec_in_b = self.decoder.b_in[...][:, None]
     mats = [self.att_u[...], jnp.eye(hdim, dtype=dtype)]
@@ -252,13 +251,11 @@ class CyanRNN(nnx.Module):
     def step(w, sliding, carry, xs):
       """Decoder step k over a window of w slots."""
       k, t_prev = xs['k'], carry['t']
-      slots = jnp.arange(w, dtype=jnp.int32)
-      if sliding:  # slot j = event k - w + 1 + j
+      if sliding:  # slot j = event k - w + 1 + j: all slots hold events
         proj_win = jax.lax.dynamic_slice_in_dim(proj_PxNxB, k - w + 1, w, 1)
-        valid_L = slots >= 0
-      else:        # slot j = event j
+      else:        # slot j = event j: events after k are masked
         proj_win = proj_PxNxB[:, :w]
-        valid_L = slots <= k
+        valid_L = jnp.arange(w, dtype=jnp.int32) <= k
       uh_win, h_win = proj_win[:a], proj_win[a:a + hdim]
       tt = t_mat_T @ t_prev
       pre_AxLxB = uh_win + (tt[:a] + att_b)[:, None]
@@ -282,11 +279,13 @@ class CyanRNN(nnx.Module):
         new['v'] = v_win
       # v^T tanh(.) and sum_i alpha_i h_i as multiply-and-reduce.
       e_LxB = layers.tree_reduce(jnp.tanh(pre_AxLxB) * att_v, 0)
-      e_LxB = jnp.where(valid_L[:, None], e_LxB, -jnp.inf)
+      if not sliding:
+        e_LxB = jnp.where(valid_L[:, None], e_LxB, -jnp.inf)
       alpha_LxB = layers.softmax_over_slots(e_LxB)
       s_HxB = layers.tree_reduce(alpha_LxB * h_win, 1)
       gates = dec_in_T @ xs['x'] + dec_in_b + dec_s_T @ s_HxB
-      t_new = layers.gru_update(gates, tt[a:a + 3 * d], dec_rec_b, t_prev, axis=0)
+      t_new = layers.gru_update(gates, tt[a:a + 3 * d], dec_rec_b, t_prev,
+                                axis=0)
       new['t'] = t_new
       if cov:
         new['alpha'] = alpha_LxB
@@ -298,7 +297,8 @@ class CyanRNN(nnx.Module):
       carry['v'] = jnp.zeros((c, 0, b), dtype)
       carry['alpha'] = jnp.zeros((0, b), dtype)
     outs = []
-    for lo, hi, w, sliding in layers.decoder_segments(n, win, self.window_segments):
+    segments = layers.decoder_segments(n, win, self.window_segments)
+    for lo, hi, w, sliding in segments:
       if cov:  # static windows grow at the end (slots of future events)
         grow = w - carry['alpha'].shape[0]
         carry['v'] = jnp.pad(carry['v'], ((0, 0), (0, grow), (0, 0)))
@@ -325,14 +325,15 @@ class CyanRNN(nnx.Module):
                mask_BxN: jax.Array, calendar_BxNxF: jax.Array | None = None,
                *, return_alignments: bool = False) -> Outputs:
     x_BxNxX = self.inputs(users_BxN, gaps_BxN, calendar_BxNxF)
-    h_NxBxH = self.encode(x_BxNxX)
+    x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))  # both scans run batch-minor
+    h_NxBxH = self.encode(x_NxXxB)
     h_BxNxH = jnp.swapaxes(h_NxBxH, 0, 1)
     alpha = None
     if self.variant == 'rmtpp':
       feat = h_BxNxH
       time_feat = h_BxNxH
     else:
-      t_NxBxD, s_NxBxH, alpha_NxBxL = self.decode(x_BxNxX, h_NxBxH,
+      t_NxBxD, s_NxBxH, alpha_NxBxL = self.decode(x_NxXxB, h_NxBxH,
                                                   return_alignments)
       t_BxNxD = jnp.swapaxes(t_NxBxD, 0, 1)
       s_BxNxH = jnp.swapaxes(s_NxBxH, 0, 1)

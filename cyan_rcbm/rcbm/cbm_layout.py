@@ -28,7 +28,8 @@ SAMPLE_AXIS = 1  # the axis of [C, B, ...] split over a device mesh.
 
 def padded_features(num_features: int, form: str) -> int:
   """Feature count used inside the solver (multiples of 8 suit `'conv'`)."""
-  if ops.resolve_form(form) == 'conv':
+  forms = (ops.resolve_form(form, 'conv'), ops.resolve_form(form, 'deconv'))
+  if 'conv' in forms:
     return -(-num_features // 8) * 8
   return num_features
 

@@ -145,7 +145,7 @@ class SolverConfig:
       raise ValueError(f'inner_tol must be >= 0, got {self.inner_tol}')
     if self.ls_eta <= 1:
       raise ValueError(f'ls_eta must be > 1, got {self.ls_eta}')
-    ops.resolve_form(self.form)
+    ops.resolve_form(self.form, 'conv')  # checks the name
 
 
 class CBMParams(NamedTuple):

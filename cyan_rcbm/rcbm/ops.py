@@ -50,7 +50,7 @@ _AUTO = {'conv': 'block', 'deconv': 'conv'}
 _DN = ('NHC', 'HIO', 'NHC')  # channels-last 1-D convolution.
 
 
-def resolve_form(form: str, op: str = 'deconv') -> str:
+def resolve_form(form: str, op: str) -> str:
   """Maps `'auto'` to the fastest form of `op` ('conv' = scale-and-copy,
   'deconv') and checks the name."""
   if form == 'auto':
