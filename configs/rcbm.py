@@ -81,7 +81,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.batch_size = 500     # samples per mini-batch (0: all at once); 500-1000
                                     #   fit in cache: FISTA iteration at n=10,000
                                     #   39 ms vs 48 ms with 2000 (2-core CPU)
-  config.model.form = 'auto'        # operator form: auto|conv|rows|unfold|fft
+  config.model.form = 'auto'        # operator form: auto|blockt|block|conv|rows|unfold|fft
 
   config.eval = ml_collections.ConfigDict()
   config.eval.knee_eps = 0.05       # F(m) saturation threshold (Eq. 11)
