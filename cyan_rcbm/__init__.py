@@ -10,15 +10,19 @@ cheap):
     model.alignments(cascade); model.infer_network('test')
     model.sample(prefix, num_samples=10, max_events=20, horizon=5.0)
     model.forecast_size(prefix, horizon=20.0)
+    calibration = model.calibrate_forecasts('valid', cut=1.0, horizon=20.0)
+    model.forecast_size(prefix, horizon=20.0, observed_until=t0 + 1.0,
+                        calibration=calibration)
 
 Data: `read_cascades`, `write_cascades`, `load_splits`, `make_synthetic`,
 `load_config`, `Cascade`, `CascadeDataset`, `Dynamics`. CYAN-RNN / RMTPP:
 `train_cyan`, `load_cyan`, `create_cyan`, `CyanModel`, `Prediction`,
-`SizeForecast`, `observed_prefix`. RCBM: `LevelSpec`, `SolverConfig`,
-`fit_rcbm`, `RCBM`, `infer`, `features`, `log_prob`, `anomaly_scores`,
-`save_rcbm`, `load_rcbm`, `knee`, `cumulative_activation`,
-`activation_strength`, `load_dynamics`, `read_dynamics`, `make_planted`,
-`higgs_dynamics`. Errors: `InputError`, `DataError`, `ConfigError`.
+`SizeForecast`, `ForecastCalibration`, `observed_prefix`. RCBM:
+`LevelSpec`, `SolverConfig`, `fit_rcbm`, `RCBM`, `infer`, `features`,
+`log_prob`, `anomaly_scores`, `save_rcbm`, `load_rcbm`, `knee`,
+`cumulative_activation`, `activation_strength`, `load_dynamics`,
+`read_dynamics`, `make_planted`, `higgs_dynamics`. Errors: `InputError`,
+`DataError`, `ConfigError`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ _EXPORTS = {
     'CyanModel': ('cyan_rcbm.cyan.cyan_model', 'CyanModel'),
     'Prediction': ('cyan_rcbm.cyan.cyan_model', 'Prediction'),
     'SizeForecast': ('cyan_rcbm.cyan.sampling', 'SizeForecast'),
+    'ForecastCalibration': ('cyan_rcbm.cyan.recalibration',
+                            'ForecastCalibration'),
     'observed_prefix': ('cyan_rcbm.cyan.sampling', 'observed_prefix'),
     # RCBM
     'LevelSpec': ('cyan_rcbm.rcbm.rcbm', 'LevelSpec'),

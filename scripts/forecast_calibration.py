@@ -35,6 +35,17 @@ for at least `--silent` before the cut, next to:
   Monte Carlo error; this checks the sampler and the conditioning, not the
   model), for each trained model.
 
+Every forecaster (the three models and the empirical baseline) is also
+recalibrated per horizon on the first `--num_calib` validation cascades
+(`cyan_rcbm.cyan.recalibration`, Kuleshov et al. 2018: the quantile levels
+of its intervals become the order statistics of the validation cascades'
+randomised PITs; the array-level functions, so that the STOP prototype's
+samples work too) and scored on the same test cascades: coverage, and the
+KS p-value of the recalibrated PIT `R(u)` (R: the validation PITs' CDF).
+'in sample range' is the fraction of test truths between the smallest and
+the largest of their samples: no interval of sample quantiles, recalibrated
+or not, covers more.
+
 Writes `forecast_calibration.json` and `.md` to the workdir.
 """
 
@@ -58,6 +69,7 @@ import cyan_rcbm as cr
 from cyan_rcbm.cyan import censoring
 from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import model as model_lib
+from cyan_rcbm.cyan import recalibration
 from cyan_rcbm.cyan import sampling
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.cyan import train as train_lib
@@ -73,6 +85,9 @@ _EPOCHS = flags.DEFINE_integer('epochs', 40, 'Training epochs (upper bound).')
 _PATIENCE = flags.DEFINE_integer('patience', 6, 'Early-stopping patience.')
 _LR = flags.DEFINE_float('learning_rate', 1e-3, 'Adam step size.')
 _NUM_TEST = flags.DEFINE_integer('num_test', 200, 'Test cascades forecast.')
+_NUM_CALIB = flags.DEFINE_integer(
+    'num_calib', 400, 'Validation cascades each forecaster is recalibrated '
+    'on (0: no recalibration).')
 _CUT = flags.DEFINE_float('cut', 1.0, 'Observation cut time.')
 _HORIZONS = flags.DEFINE_multi_float(
     'horizons', [0.25, 1.0, 4.0, 99.0],
@@ -97,25 +112,49 @@ _SILENT = flags.DEFINE_float(
 
 
 def _score(samples: list[np.ndarray], truth: np.ndarray,
-           levels: list[float], rng: np.random.Generator) -> dict:
-  """Coverage per level, randomised-PIT KS p-value, |median - truth|."""
+           levels: list[float], rng: np.random.Generator,
+           calib_pits: np.ndarray | None = None) -> dict:
+  """Coverage per level, randomised-PIT KS p-value, |median - truth|.
+
+  With `calib_pits` (held-out PITs of the same forecaster), the intervals
+  are recalibrated on them and the PIT reported is `R(u)`, R their CDF.
+  """
   out = {}
   for level in levels:
-    lo = np.array([np.quantile(s, (1 - level) / 2, method='inverted_cdf')
-                   for s in samples])
-    hi = np.array([np.quantile(s, (1 + level) / 2, method='inverted_cdf')
-                   for s in samples])
+    q = ((1 - level) / 2, (1 + level) / 2) if calib_pits is None else (
+        recalibration.recalibrated_levels(calib_pits, level))
+    lo, hi = np.array([recalibration.interval(s, *q) for s in samples]).T
     out[f'coverage@{level:g}'] = float(np.mean((lo <= truth) &
                                                (truth <= hi)))
     out[f'width@{level:g}'] = float(np.mean(hi - lo))
-  pit = np.array([np.mean(s < t) + rng.uniform() * np.mean(s == t)
-                  for s, t in zip(samples, truth)])
+    if calib_pits is not None:
+      out[f'levels@{level:g}'] = q
+  # no interval of the samples' quantiles holds a truth outside this range.
+  out['coverage@range'] = float(np.mean(
+      [s.min() <= t <= s.max() for s, t in zip(samples, truth)]))
+  pit = recalibration.randomised_pit(samples, truth, rng)
+  if calib_pits is not None:
+    pit = np.searchsorted(np.sort(calib_pits), pit, side='right') / len(
+        calib_pits)
   out['pit_ks_pvalue'] = float(stats.kstest(pit, 'uniform').pvalue)
   out['pit_mean'] = float(pit.mean())
   out['median_abs_error'] = float(np.mean(np.abs(
       np.array([np.median(s) for s in samples]) - truth)))
   out['mean_forecast'] = float(np.mean([s.mean() for s in samples]))
   out['mean_truth'] = float(truth.mean())
+  return out
+
+
+def _score_parts(samples: list[np.ndarray], truth: np.ndarray,
+                 silent: np.ndarray, levels: list[float],
+                 rng: np.random.Generator,
+                 calib_pits: np.ndarray | None = None) -> dict:
+  """`_score` of all cascades, plus 'silent' / 'active' for each part."""
+  out = _score(samples, truth, levels, rng, calib_pits)
+  for name, part in (('silent', silent), ('active', ~silent)):
+    if part.any():
+      out[name] = _score([s for s, p in zip(samples, part) if p],
+                         truth[part], levels, rng, calib_pits)
   return out
 
 
@@ -291,8 +330,11 @@ def main(argv):
   test = list(splits.test.cascades[:_NUM_TEST.value])
   prefixes = [cr.observed_prefix(c, cut) for c in test]
   silent = np.array([cut - p.times[-1] >= _SILENT.value for p in prefixes])
+  valid = list(splits.valid.cascades[:_NUM_CALIB.value])
+  valid_prefixes = [cr.observed_prefix(c, cut) for c in valid]
   report.update(num_test=len(test), silent_fraction=float(silent.mean()),
-                observed_mean=float(np.mean([len(p) for p in prefixes])))
+                observed_mean=float(np.mean([len(p) for p in prefixes])),
+                num_calib=len(valid))
   fakes = {key: _model_as_truth(m, test, cut) for key, m in models.items()}
   stop_times = None
   if _STOP_CLASS.value:
@@ -307,20 +349,27 @@ def main(argv):
     stop_times = _stop_event_times(graphdef, params, stop_id, prefixes, cut,
                                    _NUM_SAMPLES.value, _SEED.value)
     report['model_stop']['sample_seconds'] = time.perf_counter() - t0
+    if valid:
+      stop_valid_times = _stop_event_times(
+          graphdef, params, stop_id, valid_prefixes, cut, _NUM_SAMPLES.value,
+          _SEED.value + 3)
   for horizon in _HORIZONS.value:
     rng = np.random.default_rng(0)
     end = cut + horizon
-    truth = _sizes(test, end)
+    truth, valid_truth = _sizes(test, end), _sizes(valid, end)
     row = report['horizons'][f'{horizon:g}'] = dict(
         no_growth_abs_error=float(np.mean(np.abs(
-            truth - np.array([len(p) for p in prefixes])))),
-        empirical_baseline=_score(
-            _empirical(splits.train, prefixes, cut, end), truth, levels,
-            rng))
-    forecasts = {}
+            truth - np.array([len(p) for p in prefixes])))))
+    forecasts = dict(
+        empirical_baseline=_empirical(splits.train, prefixes, cut, end))
+    calib = dict(
+        empirical_baseline=_empirical(splits.train, valid_prefixes, cut, end))
     for key, model in models.items():
       forecasts[key] = _forecast(model, prefixes, horizon, cut, levels,
                                  _SEED.value)
+      if valid:
+        calib[key] = _forecast(model, valid_prefixes, horizon, cut, levels,
+                               _SEED.value + 3)
       fake_prefixes = [cr.observed_prefix(c, cut) for c in fakes[key]]
       row[key + '_as_truth'] = _score(
           _forecast(model, fake_prefixes, horizon, cut, levels,
@@ -328,20 +377,32 @@ def main(argv):
     if stop_times is not None:
       forecasts['model_stop'] = [len(p) + np.sum(t <= end, axis=1)
                                  for p, t in zip(prefixes, stop_times)]
+      if valid:
+        calib['model_stop'] = [len(p) + np.sum(t <= end, axis=1)
+                               for p, t in zip(valid_prefixes,
+                                               stop_valid_times)]
     for key, samples in forecasts.items():
-      row[key] = _score(samples, truth, levels, rng)
-      for name, part in (('silent', silent), ('active', ~silent)):
-        row[key][name] = _score([s for s, p in zip(samples, part) if p],
-                                truth[part], levels, rng)
+      row[key] = _score_parts(samples, truth, silent, levels, rng)
+      if valid:
+        pits = recalibration.randomised_pit(calib[key], valid_truth, rng)
+        row[key + '_recalibrated'] = _score_parts(samples, truth, silent,
+                                                  levels, rng, pits)
+        row[key]['calibration_set'] = _score(calib[key], valid_truth,
+                                             levels, rng)
 
-  names = (('model', 'CYAN-RNN(cov), Eq. 8'),
-           ('model_censored', 'CYAN-RNN(cov), Eq. 8 + censored last gap'),
-           ('model_stop', 'STOP-class prototype (+ censored last gap)'),
-           ('empirical_baseline', 'empirical (train cascades, same size at cut)'),
-           ('model_as_truth', 'Eq. 8 model, truth drawn from it'),
-           ('model_censored_as_truth', 'censored model, truth drawn from it'))
+  forecasters = (
+      ('model', 'CYAN-RNN(cov), Eq. 8'),
+      ('model_censored', 'CYAN-RNN(cov), Eq. 8 + censored last gap'),
+      ('model_stop', 'STOP-class prototype (+ censored last gap)'),
+      ('empirical_baseline', 'empirical (train cascades, same size at cut)'))
+  recal = f' -- recalibrated on {len(valid)} valid'
+  names = tuple(x for key, name in forecasters for x in (
+      (key, name), (key + '_recalibrated', name + recal))) + (
+          ('model_as_truth', 'Eq. 8 model, truth drawn from it'),
+          ('model_censored_as_truth', 'censored model, truth drawn from it'))
   head = ['horizon', 'forecaster'] + [f'cover {lv:g}' for lv in levels] + [
-      'PIT KS p', 'mean forecast', 'mean truth', '|median - truth|']
+      'in sample range', 'PIT KS p', 'mean forecast', 'mean truth',
+      '|median - truth|']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for horizon, by_name in report['horizons'].items():
     for key, name in names:
@@ -350,17 +411,19 @@ def main(argv):
       r = by_name[key]
       cells = [horizon, name] + [f'{r[f"coverage@{lv:g}"]:.3f}'
                                  for lv in levels] + [
-          f'{r["pit_ks_pvalue"]:.2g}', f'{r["mean_forecast"]:.2f}',
-          f'{r["mean_truth"]:.2f}', f'{r["median_abs_error"]:.2f}']
+          f'{r["coverage@range"]:.3f}', f'{r["pit_ks_pvalue"]:.2g}',
+          f'{r["mean_forecast"]:.2f}', f'{r["mean_truth"]:.2f}',
+          f'{r["median_abs_error"]:.2f}']
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', f'Split by silence before the cut (>= {_SILENT.value:g}: '
             f'{report["silent_fraction"]:.2f} of the test cascades): '
             f'cover {max(levels):g} silent / active', '',
             '| horizon | forecaster | silent | active |', '|---|---|---|---|']
   for horizon, by_name in report['horizons'].items():
-    for key, name in names[:3]:
+    for key, name in names[:8]:
       if key in by_name:
-        cover = [by_name[key][p][f'coverage@{max(levels):g}']
+        cover = [by_name[key].get(p, {}).get(f'coverage@{max(levels):g}',
+                                             float('nan'))
                  for p in ('silent', 'active')]
         lines.append(f'| {horizon} | {name} | {cover[0]:.3f} | '
                      f'{cover[1]:.3f} |')

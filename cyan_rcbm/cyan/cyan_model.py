@@ -33,6 +33,7 @@ from cyan_rcbm.cyan import analysis
 from cyan_rcbm.cyan import api_inputs
 from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import event_step
+from cyan_rcbm.cyan import recalibration
 from cyan_rcbm.cyan import sampling
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
@@ -327,7 +328,9 @@ class CyanModel:
                     num_samples: int = 200, level: float = 0.9,
                     seed: int = 0, observed_until: float | None = None,
                     max_events: int | None = None,
-                    mask_active: bool = True) -> sampling.SizeForecast:
+                    mask_active: bool = True,
+                    calibration: recalibration.ForecastCalibration | None
+                    = None) -> sampling.SizeForecast:
     """Monte Carlo forecast of the size at `start + horizon` with an interval.
 
     Sizes of `num_samples` continuations (`sample`), summarised by their
@@ -345,20 +348,25 @@ class CyanModel:
         active, at most 256); `SizeForecast.truncated` says how many samples
         hit it.
       mask_active: a user activates at most once.
+      calibration: if given (`calibrate_forecasts`, same horizon, prefix
+        observed up to the same cut after its start), the interval is
+        recalibrated on its held-out cascades (`calibrated=True`).
     """
     return self.forecast_sizes(
         [prefix], horizon=horizon, num_samples=num_samples, level=level,
         seed=seed,
         observed_until=None if observed_until is None else [observed_until],
-        max_events=max_events, mask_active=mask_active)[0]
+        max_events=max_events, mask_active=mask_active,
+        calibration=calibration)[0]
 
   def forecast_sizes(self, prefixes: Any, *, horizon: float,
                      num_samples: int = 200, level: float = 0.9,
                      seed: int = 0,
                      observed_until: Sequence[float] | None = None,
                      max_events: int | None = None,
-                     mask_active: bool = True
-                     ) -> list[sampling.SizeForecast]:
+                     mask_active: bool = True,
+                     calibration: recalibration.ForecastCalibration | None
+                     = None) -> list[sampling.SizeForecast]:
     """`forecast_size` for many prefixes in one batched sampling run."""
     level = sampling.check_real('level', level)
     if not 0 < level < 1:
@@ -379,6 +387,35 @@ class CyanModel:
         time_scale=self.time_scale)
     observed = np.array([len(c) for c in cascades])
     sizes = observed[:, None] + cont.counts.reshape(len(cascades), num_samples)
-    return sampling.size_forecasts(
+    forecasts = sampling.size_forecasts(
         sizes, observed, cont.truncated.reshape(len(cascades), num_samples),
         level=level, horizon=horizon)
+    return forecasts if calibration is None else calibration.apply(forecasts)
+
+  def calibrate_forecasts(self, data: Any, *, cut: float, horizon: float,
+                          num_samples: int = 200, seed: int = 0,
+                          level: float = 0.9
+                          ) -> recalibration.ForecastCalibration:
+    """Recalibrates size forecasts on held-out cascades (Kuleshov et al.).
+
+    Forecasts each cascade of `data` from its events up to `cut` after its
+    first one, at `horizon` after that, and records where its true size
+    falls in the sampled law (randomised PIT); pass the result as
+    `calibration=` to `forecast_size(s)` to get intervals that cover at
+    least `level` of new cascades like these, at this cut and horizon, as
+    far as the samples reach (`cyan_rcbm.cyan.recalibration` says what is
+    and is not guaranteed).
+
+    Args:
+      data: complete cascades the model was not trained on: a split name
+        ('valid', 'test'), a `CascadeDataset` or a list of cascades.
+      cut: observation window after each cascade's first event (> 0).
+      horizon: forecast horizon after the cut (`math.inf`: final size).
+      num_samples: Monte Carlo samples per forecast.
+      seed: random seed.
+      level: the highest interval level to support (it needs
+        `recalibration.min_cascades(level)` cascades: 19 for 0.9).
+    """
+    return recalibration.fit_forecast_calibration(
+        self, self._dataset(data).cascades, cut=cut, horizon=horizon,
+        num_samples=num_samples, seed=seed, level=level)

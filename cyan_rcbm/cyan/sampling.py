@@ -321,13 +321,16 @@ class SizeForecast:
   Attributes:
     mean, median: of the sampled sizes.
     lower, upper: the `level` interval (inverted-CDF quantiles
-      `(1 - level)/2` and `(1 + level)/2` of the sampled sizes).
+      `(1 - level)/2` and `(1 + level)/2` of the sampled sizes, or the
+      recalibrated levels when `calibrated`).
     samples: int [num_samples] sampled sizes (prefix events included).
     level: nominal coverage of `[lower, upper]`.
     observed: events in the prefix.
     horizon: the horizon after `start`.
     truncated: fraction of samples cut by `max_events` (their size is a
       lower bound; raise `max_events` if this is not 0).
+    calibrated: `lower`, `upper` were recalibrated on held-out cascades
+      (`cyan_rcbm.cyan.recalibration`); False: the nominal quantiles.
   """
   mean: float
   median: float
@@ -338,6 +341,7 @@ class SizeForecast:
   observed: int
   horizon: float
   truncated: float
+  calibrated: bool = False
 
   def covers(self, size: int) -> bool:
     """Whether `lower <= size <= upper`."""
