@@ -98,11 +98,14 @@ class LassoResult(NamedTuple):
 
 
 class _Carry(NamedTuple):
+  """Loop state. It keeps the previous iterate, not the difference
+  `h^[r] - h^[r-1]`: XLA computed such a difference in a fusion of its own
+  that derived the prox a second time."""
   it: Array
-  h: Array
-  dh: Array      # h^[r] - h^[r-1] (a difference, not h^[r-1]: no buffer
-  xh: Array      # shuffling between carry slots)
-  dxh: Array     # forward(h^[r]) - forward(h^[r-1])
+  h: Array       # h^[r]
+  h_prev: Array  # h^[r-1]
+  xh: Array      # forward(h^[r])
+  xh_prev: Array  # forward(h^[r-1])
   sq: Array      # ||x - A h||^2 per sample
   obj: Array     # F_i(h) per sample
   t: Array       # FISTA momentum sequence, per sample
@@ -151,8 +154,8 @@ def nonneg_lasso(x: Array, forward: Callable[[Array], Array],
   def body(c: _Carry) -> _Carry:
     t_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * c.t * c.t))
     mom = (c.t - 1.0) / t_next
-    y = c.h + _bc(mom, c.h) * c.dh
-    r_y = x - (c.xh + _bc(mom, x) * c.dxh)
+    y = c.h + _bc(mom, c.h) * (c.h - c.h_prev)
+    r_y = x - (c.xh + _bc(mom, x) * (c.xh - c.xh_prev))
     g = -adjoint(r_y)                       # grad of 1/2||x - A y||^2 at y.
     z = prox_point(y, g, c.lip)
     xz = forward(z)
@@ -189,18 +192,14 @@ def nonneg_lasso(x: Array, forward: Callable[[Array], Array],
     t = jnp.where(obj_z > c.obj, jnp.ones_like(t_next), t_next)
     total, total_z = jnp.sum(c.obj), jnp.sum(obj_z)
     rel = jnp.abs(total - total_z) / jnp.maximum(jnp.abs(total_z), tiny)
-    # z is carried as is (rebuilding it as h^[r] + dh costs one more pass
-    # over h and one over xhat per iteration).
-    dh, dxh = z - c.h, xz - c.xh
-    return _Carry(c.it + 1, z, dh, xz, dxh, sq_z, obj_z, t, lip, rel)
+    return _Carry(c.it + 1, z, c.h, xz, c.xh, sq_z, obj_z, t, lip, rel)
 
   def cond(c: _Carry):
     return (c.it < max_iters) & ((c.it < min_iters) | (c.rel >= tol))
 
   sq0 = per_sample_sq(x - xhat0)
   obj0 = 0.5 * sq0 + lam_n * per_sample_sum(h0)
-  init = _Carry(jnp.int32(0), h0, jnp.zeros_like(h0), xhat0,
-                jnp.zeros_like(xhat0), sq0, obj0,
+  init = _Carry(jnp.int32(0), h0, h0, xhat0, xhat0, sq0, obj0,
                 jnp.ones((n,), dtype), lip0, jnp.asarray(jnp.inf, dtype))
   c = lax.while_loop(cond, body, init)
   # Safeguard: a sample whose objective rose keeps its warm start.
