@@ -51,29 +51,21 @@ Writes `forecast_calibration.json` and `.md` to the workdir.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
 
 from absl import app
 from absl import flags
-from flax import nnx
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from scipy import stats
 
 import cyan_rcbm as cr
-from cyan_rcbm.cyan import censoring
-from cyan_rcbm.cyan import evaluate as evaluate_lib
-from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import recalibration
 from cyan_rcbm.cyan import sampling
-from cyan_rcbm.cyan import tpp
-from cyan_rcbm.cyan import train as train_lib
 from cyan_rcbm.data import types
+import stop_class_prototype  # scripts/, next to this file
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/forecast_calibration',
                                'Run directory (resumes training).')
@@ -105,7 +97,7 @@ _CENSOR_END = flags.DEFINE_float(
     'is T = 100) and forecast with it. 0: only the paper\'s loss (Eq. 8).')
 _STOP_CLASS = flags.DEFINE_bool(
     'stop_class', True, 'Also train and forecast with the STOP-class '
-    'prototype (module docstring).')
+    'prototype (module docstring; scripts/stop_class_prototype.py).')
 _SILENT = flags.DEFINE_float(
     'silent', 0.5, 'Coverage is also split by whether a cascade had no event '
     'in the last `silent` time units before the cut.')
@@ -206,95 +198,6 @@ def _slope(params) -> float:
   return float('nan')
 
 
-def _stop_objective(params, graphdef, stop_id: int, censor_end: float,
-                    inputs) -> tuple[jax.Array, jax.Array]:
-  """(sum of Eq. 8 + the end terms of the STOP law, next events)."""
-  users, gaps, mask, calendar = inputs
-  out = nnx.merge(graphdef, params)(users, gaps, mask, calendar)
-  user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
-  log_pi = jnp.minimum(out.log_probs[..., stop_id], -1e-7)
-  end = -log_pi
-  if censor_end > 0:  # -log[pi + (1 - pi) S]: S from the library's term
-    log_s = -censoring.censored_nll(out, gaps, mask, censor_end)
-    end = -jnp.logaddexp(log_pi, jnp.log1p(-jnp.exp(log_pi)) + log_s)
-  last = mask & ~target
-  return (jnp.sum(user_nll) + jnp.sum(time_nll)
-          + jnp.sum(jnp.where(last, end, 0.0)), jnp.sum(target))
-
-
-def _train_stop(config, splits, censor_end: float):
-  """Adam on `_stop_objective`, early stopping on its validation value."""
-  train_b, valid_b, _ = train_lib.make_batchers(config, splits)
-  b_init, w_scale = train_lib._time_init(train_b)  # pylint: disable=protected-access
-  stop_id = splits.train.num_users
-  graphdef, params = model_lib.init_params(
-      config.model, stop_id + 1, calendar=False, time_b_init=b_init,
-      time_w_scale=w_scale, seed=config.seed)
-  objective = functools.partial(_stop_objective, graphdef=graphdef,
-                                stop_id=stop_id, censor_end=censor_end)
-  tx = train_lib.create_optimizer(config.train)
-
-  def mean_loss(params, inputs):
-    total, count = objective(params, inputs=inputs)
-    return total / jnp.maximum(count, 1)
-
-  @jax.jit
-  def step(params, opt_state, inputs):
-    grads = jax.grad(mean_loss)(params, inputs)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-  valid = jax.jit(lambda p, i: objective(p, inputs=i))
-  opt_state, best, best_params, bad = tx.init(params), np.inf, params, 0
-  for epoch in range(config.train.num_epochs):
-    for batch in train_b.batches(config.seed, epoch):
-      params, opt_state = step(params, opt_state,
-                               evaluate_lib.model_inputs(batch))
-    sums = jax.device_get([valid(params, evaluate_lib.model_inputs(b))
-                           for b in valid_b.batches()])
-    value = sum(float(t) for t, _ in sums) / sum(int(c) for _, c in sums)
-    bad = 0 if value < best else bad + 1
-    if value < best:
-      best, best_params = value, params
-    print(f'[stop] epoch {epoch + 1}: valid objective {value:.4f}'
-          f'{" *" if bad == 0 else ""}', flush=True)
-    if bad >= config.train.patience:
-      break
-  return graphdef, best_params, stop_id, best
-
-
-def _stop_event_times(graphdef, params, stop_id: int, prefixes, cut: float,
-                      num_samples: int, seed: int) -> list[np.ndarray]:
-  """Per prefix, [num_samples, M] times of the new events (inf after STOP)."""
-  pool = 3 * num_samples
-  cont = sampling.sample_continuations(
-      graphdef, params, prefixes, num_samples=pool, max_events=stop_id,
-      observed_until=[cut] * len(prefixes), seed=seed)
-  n = max(len(p) for p in prefixes)
-  arrays = [np.zeros((len(prefixes), n), dtype) for dtype in
-            (np.int32, np.float32, bool)]
-  for i, p in enumerate(prefixes):
-    arrays[0][i, :len(p)] = p.users
-    arrays[1][i, 1:len(p)] = np.diff(p.times)
-    arrays[2][i, :len(p)] = True
-  out = nnx.merge(graphdef, params)(*arrays, None)
-  b_last = np.asarray(out.b)[np.arange(len(prefixes)),
-                             [len(p) - 1 for p in prefixes]]
-  silence = np.array([cut - p.times[-1] for p in prefixes])
-  log_s = np.asarray(tpp.log_survival(silence, b_last, out.w))
-  rng = np.random.default_rng(seed)
-  result = []
-  for i in range(len(prefixes)):
-    users = cont.users[i * pool:(i + 1) * pool]
-    stopped = np.cumsum(users == stop_id, axis=1) > 0
-    times = np.where(stopped | (users < 0), np.inf,
-                     cont.times[i * pool:(i + 1) * pool])
-    weights = np.where(users[:, 0] == stop_id, 1.0, np.exp(log_s[i]))
-    result.append(times[rng.choice(pool, num_samples,
-                                   p=weights / weights.sum())])
-  return result
-
-
 def _train(config, workdir: str) -> tuple[cr.CyanModel, float]:
   t0 = time.perf_counter()
   model = cr.train_cyan(config, workdir)
@@ -340,17 +243,18 @@ def main(argv):
   if _STOP_CLASS.value:
     t0 = time.perf_counter()
     config = cr.load_config(_CONFIG.value, **overrides)
-    graphdef, params, stop_id, best = _train_stop(config, splits,
-                                                  _CENSOR_END.value)
+    graphdef, params, stop_id, best = stop_class_prototype.train(
+        config, splits, _CENSOR_END.value)
     report['model_stop'] = dict(train_seconds=time.perf_counter() - t0,
                                 best_valid_objective=best,
                                 slope_w=_slope(params))
     t0 = time.perf_counter()
-    stop_times = _stop_event_times(graphdef, params, stop_id, prefixes, cut,
-                                   _NUM_SAMPLES.value, _SEED.value)
+    stop_times = stop_class_prototype.event_times(
+        graphdef, params, stop_id, prefixes, cut, _NUM_SAMPLES.value,
+        _SEED.value)
     report['model_stop']['sample_seconds'] = time.perf_counter() - t0
     if valid:
-      stop_valid_times = _stop_event_times(
+      stop_valid_times = stop_class_prototype.event_times(
           graphdef, params, stop_id, valid_prefixes, cut, _NUM_SAMPLES.value,
           _SEED.value + 3)
   for horizon in _HORIZONS.value:
