@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import warnings
 
 import jax
 import numpy as np
@@ -43,9 +44,13 @@ def _final_params(workdir):
   ckpt = checkpoint.Checkpointer(workdir)
   step = ckpt.latest_step()
   path = os.path.join(ckpt.directory, str(step))
-  # restore without a template: compare the raw arrays.
+  # restore without a template: compare the raw arrays (orbax warns that it
+  # reads the shardings from the checkpoint, which is what this wants).
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  restored = ocp.PyTreeCheckpointer().restore(os.path.join(path, 'state'))
+  with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', 'Sharding info not provided',
+                            UserWarning)
+    restored = ocp.PyTreeCheckpointer().restore(os.path.join(path, 'state'))
   return step, restored
 
 
