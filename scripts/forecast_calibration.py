@@ -154,7 +154,7 @@ def _empirical(train: types.CascadeDataset, prefixes, cut: float, end: float,
                min_matches: int = 20) -> list[np.ndarray]:
   """Sizes at `end` of training cascades with the same size at the cut."""
   at_cut = np.array([len(cr.observed_prefix(c, cut)) for c in train.cascades])
-  final = np.array([int((c.times <= end).sum()) for c in train.cascades])
+  final = _sizes(train.cascades, end)
   out = []
   for p in prefixes:
     n = len(p)

@@ -17,6 +17,7 @@ from scipy import stats
 
 import cyan_rcbm as cr
 from cyan_rcbm.cyan import event_step
+from cyan_rcbm.cyan import recalibration
 from cyan_rcbm.cyan import sampling
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
@@ -240,9 +241,8 @@ def test_size_forecast_is_calibrated_when_the_model_is_the_truth(model):
       prefixes, horizon=horizon - cut, observed_until=[cut] * num,
       num_samples=200, level=0.9, seed=7)
   covered = np.mean([f.covers(s) for f, s in zip(forecasts, sizes)])
-  rng = np.random.default_rng(0)
-  pit = np.array([np.mean(f.samples < s) + rng.uniform() * np.mean(
-      f.samples == s) for f, s in zip(forecasts, sizes)])
+  pit = recalibration.randomised_pit([f.samples for f in forecasts], sizes,
+                                     np.random.default_rng(0))
   assert all(f.truncated == 0 for f in forecasts)
   assert 0.84 <= covered <= 0.99, covered
   assert stats.kstest(pit, 'uniform').pvalue > 1e-3

@@ -368,9 +368,7 @@ class CyanModel:
                      calibration: recalibration.ForecastCalibration | None
                      = None) -> list[sampling.SizeForecast]:
     """`forecast_size` for many prefixes in one batched sampling run."""
-    level = sampling.check_real('level', level)
-    if not 0 < level < 1:
-      raise errors.InputError(f'level must be in (0, 1); got {level}.')
+    level = sampling.check_level(level)
     horizon = sampling.check_real('horizon', horizon, positive=True,
                                    allow_inf=True)
     cascades = self._inputs.as_cascades(prefixes)

@@ -51,13 +51,6 @@ if TYPE_CHECKING:
 RAW_LEVELS = (0.5, 0.8, 0.9)
 
 
-def _check_level(level: Any) -> float:
-  level = sampling.check_real('level', level)
-  if not 0 < level < 1:
-    raise errors.InputError(f'level must be in (0, 1); got {level}.')
-  return level
-
-
 def _tail_rank(n: int, level: float) -> int:
   """`floor((n + 1)(1 - level)/2)` (robust to float round-off)."""
   return int(math.floor((n + 1) * (1 - level) / 2 + 1e-9))
@@ -65,8 +58,14 @@ def _tail_rank(n: int, level: float) -> int:
 
 def min_cascades(level: float) -> int:
   """Calibration cascades needed for a recalibrated `level` interval."""
-  level = _check_level(level)
+  level = sampling.check_level(level)
   return int(math.ceil(2 / (1 - level) - 1e-9)) - 1
+
+
+def _too_few(num_cascades: int, level: float) -> errors.InputError:
+  return errors.InputError(
+      f'a recalibrated {level:g} interval needs at least '
+      f'{min_cascades(level)} calibration cascades; got {num_cascades}.')
 
 
 def randomised_pit(samples_NxS: np.ndarray | Sequence[np.ndarray],
@@ -117,13 +116,11 @@ def recalibrated_levels(pits: np.ndarray, level: float
   Raises:
     InputError: too few PITs for `level` (it needs `min_cascades(level)`).
   """
-  level = _check_level(level)
+  level = sampling.check_level(level)
   pits = np.sort(_check_pits(pits))
   n, k_lo = pits.size, _tail_rank(pits.size, level)
   if k_lo < 1:
-    raise errors.InputError(
-        f'a recalibrated {level:g} interval needs at least '
-        f'{min_cascades(level)} calibration cascades; got {n}.')
+    raise _too_few(n, level)
   return float(pits[k_lo - 1]), float(pits[n - k_lo])
 
 
@@ -234,16 +231,14 @@ def fit_forecast_calibration(model: cyan_model.CyanModel,
   if not cascades:
     raise errors.InputError('no calibration cascades given.')
   if len(cascades) < min_cascades(level):
-    raise errors.InputError(
-        f'a recalibrated {level:g} interval needs at least '
-        f'{min_cascades(level)} calibration cascades; got {len(cascades)}.')
-  starts = np.array([float(c.times[0]) + cut for c in cascades])
-  prefixes = [sampling.observed_prefix(c, t) for c, t in zip(cascades,
-                                                             starts)]
+    raise _too_few(len(cascades), level)
+  cut_times = np.array([float(c.times[0]) + cut for c in cascades])
+  prefixes = [sampling.observed_prefix(c, t)
+              for c, t in zip(cascades, cut_times)]
   truth = np.array([int(np.sum(np.asarray(c.times) <= t + horizon))
-                    for c, t in zip(cascades, starts)])
+                    for c, t in zip(cascades, cut_times)])
   forecasts = model.forecast_sizes(
-      prefixes, horizon=horizon, observed_until=list(starts),
+      prefixes, horizon=horizon, observed_until=list(cut_times),
       num_samples=num_samples, level=level, seed=seed)
   samples = [f.samples for f in forecasts]
   pits = np.sort(randomised_pit(samples, truth, np.random.default_rng(seed)))

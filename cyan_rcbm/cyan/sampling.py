@@ -163,6 +163,14 @@ def check_real(name: str, value: Any, *, allow_none: bool = False,
   return value
 
 
+def check_level(level: Any) -> float:
+  """An interval's nominal coverage as a float in (0, 1), else `InputError`."""
+  level = check_real('level', level)
+  if not 0 < level < 1:
+    raise errors.InputError(f'level must be in (0, 1); got {level}.')
+  return level
+
+
 def _prefix_arrays(prefixes: Sequence[types.Cascade], starts: np.ndarray,
                    horizon: float | None, calendar: bool
                    ) -> dict[str, np.ndarray]:

@@ -158,6 +158,20 @@ def _block_size(tw: int) -> int:
   return max(tw, 8)
 
 
+def _tap_matrix(w_KxDxTw, tap_RxC, adjoint: bool):
+  """The dense matrix `M[(r, k), (c, d)] = W[k, d, tap[r, c]]` (scale-and-copy,
+  `[R K, C D]`) or `M[(r, d), (c, k)]` (`adjoint`, `[R D, C K]`), zero where
+  the tap falls outside `[0, Tw)`."""
+  k, d, tw = w_KxDxTw.shape
+  rows, cols = tap_RxC.shape
+  inside = (tap_RxC >= 0) & (tap_RxC < tw)
+  vals_KxDxRxC = jnp.where(inside,
+                           w_KxDxTw[:, :, jnp.clip(tap_RxC, 0, tw - 1)], 0)
+  if not adjoint:
+    return jnp.transpose(vals_KxDxRxC, (2, 0, 3, 1)).reshape(rows * k, cols * d)
+  return jnp.transpose(vals_KxDxRxC, (2, 1, 3, 0)).reshape(rows * d, cols * k)
+
+
 def _banded_block(w_KxDxTw, rows: int, cols: int, adjoint: bool):
   """One block of the operator as a dense matrix.
 
@@ -165,16 +179,9 @@ def _banded_block(w_KxDxTw, rows: int, cols: int, adjoint: bool):
   `[rows K, cols D]`; deconvolution (`adjoint`): `M[(j, d), (i, k)] =
   W[k, d, j - i]`, shape `[rows D, cols K]`; zero outside the band.
   """
-  k, d, tw = w_KxDxTw.shape
+  tw = w_KxDxTw.shape[-1]
   lag = jnp.arange(rows)[:, None] - jnp.arange(cols)[None, :]
-  if not adjoint:
-    lag = tw - 1 - lag
-  inside = (lag >= 0) & (lag < tw)
-  vals_KxDxRxC = jnp.where(inside, w_KxDxTw[:, :, jnp.clip(lag, 0, tw - 1)],
-                           0)
-  if not adjoint:
-    return jnp.transpose(vals_KxDxRxC, (2, 0, 3, 1)).reshape(rows * k, cols * d)
-  return jnp.transpose(vals_KxDxRxC, (2, 1, 3, 0)).reshape(rows * d, cols * k)
+  return _tap_matrix(w_KxDxTw, lag if adjoint else tw - 1 - lag, adjoint)
 
 
 def _block_windows(a_NxLxC, count: int, step: int, size: int):
@@ -185,26 +192,25 @@ def _block_windows(a_NxLxC, count: int, step: int, size: int):
   return win.reshape(n * count, size * c)
 
 
-def _conv_block(w_KxDxTw, h_NxSxK):
-  _, d, tw = w_KxDxTw.shape
-  n, s, _ = h_NxSxK.shape
-  t, b = s - tw + 1, _block_size(tw)
-  count = -(-t // b)
-  h_pad = jnp.pad(h_NxSxK, ((0, 0), (0, count * b + tw - 1 - s), (0, 0)))
-  x = (_block_windows(h_pad, count, b, b + tw - 1) @
-       _banded_block(w_KxDxTw, b + tw - 1, b, adjoint=False))
-  return x.reshape(n, count * b, d)[:, :t]
+def _block(w_KxDxTw, a_NxLxC, adjoint: bool):
+  """`'block'` form of scale-and-copy (h -> x) or, `adjoint`, of the
+  deconvolution (r -> g, r zero-padded by Tw - 1 on both sides): windows of
+  `b + Tw - 1` input steps times `_banded_block`, b outputs each."""
+  k, d, tw = w_KxDxTw.shape
+  n, length, _ = a_NxLxC.shape
+  b = _block_size(tw)
+  out_length = length + tw - 1 if adjoint else length - tw + 1
+  count = -(-out_length // b)
+  front = tw - 1 if adjoint else 0
+  a_pad = jnp.pad(a_NxLxC, ((0, 0), (front, count * b + tw - 1 - length -
+                                     front), (0, 0)))
+  out = (_block_windows(a_pad, count, b, b + tw - 1) @
+         _banded_block(w_KxDxTw, b + tw - 1, b, adjoint))
+  return out.reshape(n, count * b, k if adjoint else d)[:, :out_length]
 
 
-def _deconv_block(w_KxDxTw, r_NxTxD):
-  k, _, tw = w_KxDxTw.shape
-  n, t, _ = r_NxTxD.shape
-  s, b = t + tw - 1, _block_size(tw)
-  count = -(-s // b)
-  r_pad = jnp.pad(r_NxTxD, ((0, 0), (tw - 1, count * b - t), (0, 0)))
-  g = (_block_windows(r_pad, count, b, b + tw - 1) @
-       _banded_block(w_KxDxTw, b + tw - 1, b, adjoint=True))
-  return g.reshape(n, count * b, k)[:, :s]
+_conv_block = functools.partial(_block, adjoint=False)
+_deconv_block = functools.partial(_block, adjoint=True)
 
 
 def _input_block_size(length: int, tw: int) -> int:
@@ -226,16 +232,8 @@ def _spill_matrix(w_KxDxTw, b: int, adjoint: bool):
   """
   tw = w_KxDxTw.shape[-1]
   rows, cols = jnp.arange(b)[:, None], jnp.arange(b + tw - 1)[None, :]
-  tap = tw - 1 - cols + rows if adjoint else cols - rows
-  inside = (tap >= 0) & (tap < tw)
-  vals_KxDxBxU = jnp.where(inside, w_KxDxTw[:, :, jnp.clip(tap, 0, tw - 1)],
-                           0)
-  k, d, _ = w_KxDxTw.shape
-  if not adjoint:
-    return jnp.transpose(vals_KxDxBxU, (2, 0, 3, 1)).reshape(b * k,
-                                                              (b + tw - 1) * d)
-  return jnp.transpose(vals_KxDxBxU, (2, 1, 3, 0)).reshape(b * d,
-                                                            (b + tw - 1) * k)
+  return _tap_matrix(w_KxDxTw, tw - 1 - cols + rows if adjoint else
+                     cols - rows, adjoint)
 
 
 def _blocks_in(a_NxLxC, b: int):
@@ -269,24 +267,22 @@ def _overlap_add(out_NxBxUxC, b: int, spill: int, spill_first: bool):
           jnp.pad(tails, ((0, 0), (b, 0), (0, 0))))
 
 
-def _conv_blockt(w_KxDxTw, h_NxSxK):
-  _, d, tw = w_KxDxTw.shape
-  n, s, _ = h_NxSxK.shape
-  b = _input_block_size(s, tw)
-  blocks, nb = _blocks_in(h_NxSxK, b)
-  out = (blocks @ _spill_matrix(w_KxDxTw, b, adjoint=False)).reshape(
-      n, nb, b + tw - 1, d)
-  return _overlap_add(out, b, tw - 1, spill_first=True)[:, :s - tw + 1]
+def _blockt(w_KxDxTw, a_NxLxC, adjoint: bool):
+  """`'blockt'` form of scale-and-copy (h -> x) or, `adjoint`, of the
+  deconvolution (r -> g): input blocks times `_spill_matrix`, then the
+  spill-over added to the neighbouring blocks."""
+  k, d, tw = w_KxDxTw.shape
+  n, length, _ = a_NxLxC.shape
+  b = _input_block_size(length, tw)
+  blocks, nb = _blocks_in(a_NxLxC, b)
+  out = (blocks @ _spill_matrix(w_KxDxTw, b, adjoint)).reshape(
+      n, nb, b + tw - 1, k if adjoint else d)
+  out_length = length + tw - 1 if adjoint else length - tw + 1
+  return _overlap_add(out, b, tw - 1, spill_first=not adjoint)[:, :out_length]
 
 
-def _deconv_blockt(w_KxDxTw, r_NxTxD):
-  k, _, tw = w_KxDxTw.shape
-  n, t, _ = r_NxTxD.shape
-  b = _input_block_size(t, tw)
-  blocks, nb = _blocks_in(r_NxTxD, b)
-  out = (blocks @ _spill_matrix(w_KxDxTw, b, adjoint=True)).reshape(
-      n, nb, b + tw - 1, k)
-  return _overlap_add(out, b, tw - 1, spill_first=False)[:, :t + tw - 1]
+_conv_blockt = functools.partial(_blockt, adjoint=False)
+_deconv_blockt = functools.partial(_blockt, adjoint=True)
 
 
 _CONV = {'rows': _conv_rows, 'conv': _conv_conv, 'unfold': _conv_unfold,
