@@ -28,7 +28,8 @@ import ml_collections
 _SYNTHETIC = ('synthetic_cp_exp', 'synthetic_cp_ray', 'synthetic_random_exp',
               'synthetic_random_ray', 'cyanrnn_cp_exp', 'cyanrnn_random_exp')
 _REAL = ('twitter', 'android', 'christianity', 'topolstm_twitter')
-VARIANTS = ('tiny',) + _SYNTHETIC + _REAL
+VARIANTS = (('tiny', 'real', 'real_paper') + _SYNTHETIC + _REAL +
+            tuple(f'{name}_paper' for name in _REAL))
 
 
 def _data(name: str) -> ml_collections.ConfigDict:
@@ -67,7 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                    #   (1: one device, 0: all, N: the first N)
   config.distributed = False       # multi-host: jax.distributed.initialize() first
 
-  config.data = _data(arg)
+  config.data = _data(arg[:-len('_paper')] if arg.endswith('_paper') else arg)
 
   config.batching = ml_collections.ConfigDict()
   config.batching.batch_size = 128       # cascades per training batch (paper: 128)
@@ -101,12 +102,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          # recompute decoder steps in the backward pass
                                          #   (less memory, more compute); None: on for
                                          #   cyan_cov (1.8x faster on CPU), off otherwise
+  # Extensions beyond the paper (cyan_rcbm/cyan/prior.py), on for real data:
+  config.model.transition_prior = False  # logits += w log(1 + decayed training
+                                         #   successor counts of the last events)
+  config.model.prior_top_m = 64          # successors kept per user
+  config.model.prior_window = 16         # events back the prior reads
+  config.model.prior_decay = 0.8         # weight decay^age of an older event
+  config.model.popularity_bias = False   # output bias starts at log training share
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 30           # passes over the training set (upper bound)
   config.train.learning_rate = 1e-3      # Adam step size
   config.train.grad_clip = 5.0           # max global gradient norm
-  config.train.patience = 4              # epochs without a better valid NLL before stopping
+  config.train.patience = 4              # epochs without a better valid criterion before stopping
+  config.train.early_stopping = 'nll'    # criterion: 'nll' (Eq. 8 objective) | 'user_nll'
+                                         #   (its user term) | 'mrr' (validation MRR)
   config.train.checkpoint_every = 0      # also checkpoint every N steps (0: epoch ends only)
   config.train.censor_end = 0.0          # >0: every cascade is observed until this time
                                          #   after its first event, and the loss (and the
@@ -120,19 +130,33 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.analysis.alignment_max_events = 30  # events drawn in the heat map (Fig. 5)
   config.analysis.network_inference = True   # Fig. 6 when the data has a graph/parents
 
-  if arg in _REAL:
+  base = arg[:-len('_paper')] if arg.endswith('_paper') else arg
+  if base in _REAL + ('real',):
     config.data.time_scale = 3600.0      # seconds -> hours
     config.batching.max_batch_events = 8192  # bounds memory of long cascades
     config.batching.fine_until = 0       # long-tailed lengths: fewer shapes
+    config.log_every = 20
+  if arg.endswith('_paper'):  # section 4.3, tuned for 536,240 Weibo sequences
     config.model.update(embed_dim=20, encoder_hidden=20, decoder_hidden=10,
                         attention_size=10, dependence_length=200)
     config.train.learning_rate = 1e-4
     config.train.num_epochs = 200
     config.train.patience = 10
-    config.log_every = 20
-  if arg.startswith('cyanrnn_'):
+  elif base in _REAL + ('real',):  # real-data defaults: large vocabularies
+    config.model.update(embed_dim=64, encoder_hidden=64, decoder_hidden=64,
+                        attention_size=32, dependence_length=200,
+                        transition_prior=True, popularity_bias=True)
+    config.train.learning_rate = 1e-3
+    config.train.num_epochs = 30
+    config.train.patience = 3
+    config.train.early_stopping = 'user_nll'
+    config.batching.batch_size = 64
+  if base == 'real':                     # a user's own file: set data.path
+    config.data.name = ''
+    config.data.format = 'jsonl'
+  if base.startswith('cyanrnn_'):
     config.data.split = 'given'          # the authors' train/val/test files
-  if arg == 'topolstm_twitter':
+  if base == 'topolstm_twitter':
     config.data.split = 'given'
   if arg == 'tiny':
     config.data.name = 'synthetic_cp_exp'

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from cyan_rcbm import errors
 from cyan_rcbm.cyan import layers
 from cyan_rcbm.data import batching
 
@@ -56,6 +57,9 @@ def _initial_state(model, rows: int, win: int, dtype) -> dict[str, jax.Array]:
   state = dict(h=jnp.zeros((rows, hdim), dtype),
                x=jnp.zeros((rows, x_dim), dtype),
                k=jnp.zeros((rows,), jnp.int32))
+  if model.transition_prior:  # the last events' users, newest last
+    state['recent'] = jnp.zeros((rows, model.prior_window), jnp.int32)
+    state['recent_valid'] = jnp.zeros((rows, model.prior_window), bool)
   if model.variant != 'rmtpp':
     proj = model.att_u.shape[1] + hdim
     if model.variant == 'cyan_cov':
@@ -69,10 +73,22 @@ def _initial_state(model, rows: int, win: int, dtype) -> dict[str, jax.Array]:
 
 
 def advance(model, state: dict[str, jax.Array], x_RxX: jax.Array,
-             valid_R: jax.Array) -> dict[str, jax.Array]:
-  """Feeds one event (input `x_RxX`) to rows where `valid_R`; others keep state."""
+             valid_R: jax.Array, user_R: jax.Array | None = None
+             ) -> dict[str, jax.Array]:
+  """Feeds one event (input `x_RxX`, user `user_R`) to rows where `valid_R`.
+
+  Other rows keep their state. `user_R` is needed by the transition prior.
+  """
   h = model.encoder.step(model.encoder.project(x_RxX), state['h'])
   new = dict(h=h, x=x_RxX, k=state['k'] + 1)
+  if model.transition_prior:
+    if user_R is None:
+      raise errors.ConfigError(
+          'advance: a model with model.transition_prior needs user_R.')
+    new['recent'] = jnp.concatenate(
+        [state['recent'][:, 1:], jnp.asarray(user_R, jnp.int32)[:, None]], 1)
+    new['recent_valid'] = jnp.pad(state['recent_valid'][:, 1:],
+                                  ((0, 0), (0, 1)), constant_values=True)
   if model.variant != 'rmtpp':
     t_prev, win = state['t'], state['proj'].shape[1]
     a, hdim = model.att_u.shape[1], h.shape[-1]
@@ -118,7 +134,10 @@ def heads(model, state: dict[str, jax.Array]) -> NextEvent:
     ctx = state['h'] if model.time_context == 'h' else state['s']
     time_feat = jnp.concatenate([state['t'], ctx, state['x']], axis=-1)
   b = time_feat @ model.time_w_in[...] + model.time_b[...]
-  return NextEvent(model.head(feat), b,
+  logits = model.head(feat)
+  if model.transition_prior:
+    logits = logits + model.user_prior(state['recent'], state['recent_valid'])
+  return NextEvent(logits, b,
                    jax.nn.softplus(model.time_w_raw[...]))
 
 
@@ -128,12 +147,13 @@ def read_prefix(model, users_RxP, gaps_RxP, mask_RxP, calendar_RxPxF,
   x_RxPxX = model.inputs(users_RxP, gaps_RxP, calendar_RxPxF)
 
   def step(state, xs):
-    x, valid = xs
-    return advance(model, state, x, valid), None
+    x, valid, user = xs
+    return advance(model, state, x, valid, user), None
 
   state = _initial_state(model, users_RxP.shape[0], win, x_RxPxX.dtype)
   state, _ = jax.lax.scan(step, state, (jnp.swapaxes(x_RxPxX, 0, 1),
-                                        jnp.swapaxes(mask_RxP, 0, 1)))
+                                        jnp.swapaxes(mask_RxP, 0, 1),
+                                        jnp.swapaxes(users_RxP, 0, 1)))
   return state
 
 

@@ -41,6 +41,7 @@ from flax import nnx
 from cyan_rcbm import errors
 from cyan_rcbm.cyan import layers
 from cyan_rcbm.cyan import metrics
+from cyan_rcbm.cyan import prior as prior_lib
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
 
@@ -70,7 +71,10 @@ class CyanRNN(nnx.Module):
                mask_active: bool = True, log_gap_eps: float = 1e-4,
                time_w_init: float = 0.1, time_b_init: float = 0.0,
                unroll: int = 1, window_segments: int = 3,
-               remat: bool | None = None, rngs: nnx.Rngs):
+               remat: bool | None = None, transition_prior: bool = False,
+               prior_top_m: int = 64, prior_window: int = 16,
+               prior_decay: float = 0.8, popularity_bias: bool = False,
+               rngs: nnx.Rngs):
     if variant not in VARIANTS:
       raise errors.ConfigError(
           f'model.variant is {variant!r}; expected one of {VARIANTS}.')
@@ -87,11 +91,16 @@ class CyanRNN(nnx.Module):
                         ('coverage_size', coverage_size),
                         ('dependence_length', dependence_length),
                         ('unroll', unroll),
-                        ('window_segments', window_segments)]:
+                        ('window_segments', window_segments),
+                        ('prior_top_m', prior_top_m),
+                        ('prior_window', prior_window)]:
       if value < 1:
         raise errors.ConfigError(f'model.{name} must be >= 1; got {value}.')
     if num_users < 1:
       raise errors.ConfigError(f'the data has {num_users} users.')
+    if not 0.0 < prior_decay <= 1.0:
+      raise errors.ConfigError(
+          f'model.prior_decay must be in (0, 1]; got {prior_decay}.')
     self.variant = variant
     self.num_users = num_users
     self.dependence_length = dependence_length
@@ -106,6 +115,9 @@ class CyanRNN(nnx.Module):
     # B=128, N=20: 22 vs 52 ms per train step), not for plain attention.
     self.remat = (variant == 'cyan_cov') if remat is None else bool(remat)
     self.calendar_embed = calendar_embed
+    self.transition_prior = transition_prior
+    self.prior_window = prior_window
+    self.prior_decay = prior_decay
     h, d, a, c = encoder_hidden, decoder_hidden, attention_size, coverage_size
     dense = nnx.initializers.lecun_normal()
 
@@ -141,12 +153,21 @@ class CyanRNN(nnx.Module):
       feat = x_dim + d + h
     else:
       feat = h
+    # With counts-based output statistics (prior.install) the user layer
+    # starts at 0, so the initial user law is the counts' and training
+    # learns what they miss.
+    out_init = (nnx.initializers.zeros if popularity_bias or transition_prior
+                else nnx.nn.linear.default_kernel_init)
     if head_hidden:
-      self.head = nnx.Sequential(nnx.Linear(feat, head_hidden, rngs=rngs),
-                                 jnp.tanh,
-                                 nnx.Linear(head_hidden, num_users, rngs=rngs))
+      self.head = nnx.Sequential(
+          nnx.Linear(feat, head_hidden, rngs=rngs), jnp.tanh,
+          nnx.Linear(head_hidden, num_users, kernel_init=out_init, rngs=rngs))
     else:
-      self.head = nnx.Linear(feat, num_users, rngs=rngs)
+      self.head = nnx.Linear(feat, num_users, kernel_init=out_init, rngs=rngs)
+    if transition_prior:  # fixed counts, filled by prior.install
+      self.prior_users = nnx.Param(jnp.zeros((num_users, prior_top_m)))
+      self.prior_counts = nnx.Param(jnp.zeros((num_users, prior_top_m)))
+      self.prior_weight = nnx.Param(jnp.ones(()))
     # Time head (Eq. 2): b_k = w_T.T_k + w_h.h_k + w_x.x_k + b.
     time_in = (d + h + x_dim) if attend else h
     self.time_w_in = nnx.Param(jnp.zeros((time_in,)))
@@ -319,11 +340,21 @@ class CyanRNN(nnx.Module):
     return (jnp.swapaxes(t_NxDxB, 1, 2), jnp.swapaxes(s_NxHxB, 1, 2),
             alpha_NxBxL)
 
+  def user_prior(self, recent_XxW: jax.Array, valid_XxW: jax.Array,
+                 leave_out_X: jax.Array | None = None) -> jax.Array:
+    """`w_prior log(1 + A)` [..., U] of the transition prior (`prior`)."""
+    fixed = jax.lax.stop_gradient
+    return self.prior_weight[...] * prior_lib.log_prior(
+        fixed(self.prior_users[...]), fixed(self.prior_counts[...]),
+        recent_XxW, valid_XxW, self.prior_decay, self.num_users, leave_out_X)
+
   # -- forward --------------------------------------------------------------
 
   def __call__(self, users_BxN: jax.Array, gaps_BxN: jax.Array,
                mask_BxN: jax.Array, calendar_BxNxF: jax.Array | None = None,
-               *, return_alignments: bool = False) -> Outputs:
+               *, return_alignments: bool = False,
+               leave_one_out: bool = False) -> Outputs:
+    """The outputs at every position (`leave_one_out`: see `prior`)."""
     x_BxNxX = self.inputs(users_BxN, gaps_BxN, calendar_BxNxF)
     x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))  # both scans run batch-minor
     h_NxBxH = self.encode(x_NxXxB)
@@ -343,6 +374,12 @@ class CyanRNN(nnx.Module):
       if return_alignments:
         alpha = jnp.swapaxes(alpha_NxBxL, 0, 1)
     logits = self.head(feat)
+    if self.transition_prior:
+      recent, valid = prior_lib.recent_users(users_BxN, mask_BxN,
+                                             self.prior_window)
+      leave_out = (metrics.next_targets(users_BxN, mask_BxN)[0]
+                   if leave_one_out else None)
+      logits = logits + self.user_prior(recent, valid, leave_out)
     if self.mask_active:
       active = metrics.active_users(users_BxN, mask_BxN, self.num_users)
       logits = jnp.where(active, _MASKED, logits)
@@ -399,6 +436,11 @@ def create_model(model_config, num_users: int, *, calendar: bool,
       mask_active=m.mask_active, log_gap_eps=m.log_gap_eps,
       time_w_init=m.time_w_init * time_w_scale, time_b_init=time_b_init,
       unroll=m.unroll, window_segments=m.window_segments, remat=m.remat,
+      transition_prior=m.get('transition_prior', False),
+      prior_top_m=m.get('prior_top_m', 64),
+      prior_window=m.get('prior_window', 16),
+      prior_decay=m.get('prior_decay', 0.8),
+      popularity_bias=m.get('popularity_bias', False),
       rngs=nnx.Rngs(params=jax.random.key(seed)))
 
 

@@ -104,7 +104,7 @@ def _sample_rows(graphdef, mask_active: bool, time_scale: float,
     return dict(
         state=event_step.advance(
             model, s['state'], event_step.event_inputs(model, user, gap, cal),
-            write),
+            write, user),
         active=active, done=done,
         elapsed=jnp.where(write, elapsed, s['elapsed']), j=s['j'] + 1,
         users=s['users'].at[:, s['j']].set(jnp.where(write, user, -1)),

@@ -64,11 +64,14 @@ from cyan_rcbm.common import checkpoint as checkpoint_lib
 from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import analysis
+from cyan_rcbm.cyan import baseline_run
+from cyan_rcbm.cyan import baselines
 from cyan_rcbm.cyan import censoring
 from cyan_rcbm.cyan import evaluate as evaluate_lib
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
+from cyan_rcbm.cyan import prior as prior_lib
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import registry
 from cyan_rcbm.data import splits as splits_lib
@@ -131,7 +134,7 @@ def _loss(params, graphdef, inputs, censor_end: float = 0.0):
   """Eq. 8 per next event, plus the censored last gaps if `censor_end > 0`."""
   users, gaps, mask, calendar = inputs
   model = nnx.merge(graphdef, params)
-  out = model(users, gaps, mask, calendar)
+  out = model(users, gaps, mask, calendar, leave_one_out=True)
   user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
   count = jnp.sum(target)
   user_sum, time_sum = jnp.sum(user_nll), jnp.sum(time_nll)
@@ -236,6 +239,27 @@ def _evaluate(predictor, batcher, mesh, what: str) -> tuple[dict, float]:
   return result, time.perf_counter() - t0
 
 
+STOPPING = ('nll', 'user_nll', 'mrr')
+
+
+def _stopping_value(train_config, valid: dict, objective: float) -> float:
+  """The early-stopping criterion (lower is better) of `train.early_stopping`.
+
+  'nll': the training objective per event (Eq. 8, plus the censored term);
+  'user_nll': its user term only, which the time term's noise cannot end
+  early; 'mrr': minus the validation MRR.
+  """
+  kind = train_config.get('early_stopping', 'nll')
+  if kind == 'nll':
+    return objective
+  if kind == 'user_nll':
+    return valid['user_nll_per_event']
+  if kind == 'mrr':
+    return -valid['mrr']
+  raise errors.ConfigError(
+      f'train.early_stopping is {kind!r}; expected one of {STOPPING}.')
+
+
 def _fetch_stats(stats) -> dict[str, float]:
   s = jax.device_get(stats)
   count = max(int(s['count']), 1)
@@ -255,9 +279,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns:
     the test metrics (also in `workdir/eval_test.json`).
   """
+  if config.model.variant in baselines.NAMES:
+    return baseline_run.train_and_evaluate(config, workdir)
   sharding.initialize_distributed(config.distributed)
   mesh = sharding.create_mesh(config.mesh_devices)
   _check_mesh(config, mesh)
+  if config.train.get('early_stopping', 'nll') not in STOPPING:
+    raise errors.ConfigError(
+        f'train.early_stopping is {config.train.early_stopping!r}; expected '
+        f'one of {STOPPING}.')
   censor_end = censoring.censor_end_of(config.train)
   resuming = sharding.prepare_workdir(config, workdir)
   eval_path = os.path.join(workdir, EVAL_FILE)
@@ -271,6 +301,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   graphdef, params = model_lib.init_params(
       config.model, splits.train.num_users, calendar=train_b.calendar,
       time_b_init=b_init, time_w_scale=w_scale, seed=config.seed)
+  params = prior_lib.install(params, config.model, splits.train,
+                             splits.train.num_users)
   tx = create_optimizer(config.train)
   state = dict(params=params, opt_state=tx.init(params),
                best_params=jax.tree.map(jnp.copy, params))
@@ -361,6 +393,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             graphdef, params, valid_b, censor_end, mesh)
         valid['objective_per_event'] = nll = (
             nll + valid['censored_nll_per_event'])
+      nll = _stopping_value(config.train, valid, nll)
       if not np.isfinite(nll):
         raise FloatingPointError(
             f'non-finite validation NLL after epoch {epoch + 1} (step '
@@ -376,7 +409,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                    **{f'valid_{k}': v for k, v in valid.items()},
                    epoch_seconds=time.perf_counter() - t0)
       print(f'[cyan] epoch {epoch + 1}: valid '
-            f'{"objective" if censor_end else "nll"} {nll:.4f} (user '
+            f'{"objective" if censor_end else "nll"} '
+            f'{valid.get("objective_per_event", valid["nll_per_event"]):.4f} '
+            f'(user '
             f'{valid["user_nll_per_event"]:.4f}, time '
             f'{valid["time_nll_per_event"]:.4f}'
             + (f', censored {valid["censored_nll_per_event"]:.4f}'
@@ -386,7 +421,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             flush=True)
       if meta['bad_epochs'] >= config.train.patience:
         print(f'[cyan] early stop: no better valid '
-              f'{"objective" if censor_end else "NLL"} for '
+              f'{config.train.get("early_stopping", "nll")} for '
               f'{config.train.patience} epochs', flush=True)
         meta['done'] = True
     else:

@@ -7,10 +7,10 @@ Every fitted baseline has the neural models' predict interface
                        nll_BxN | None[, extras])
 
 so `evaluate.evaluate(baseline, data)` scores it exactly like CYAN-RNN.
-The user models (`mc1`, `ct_bern`, `ct_jac`) give scores and no times; the
+The user models (`popularity`, `mc1`, `ct_bern`, `ct_jac`) give scores and no times; the
 time models (`poisson`, `hawkes`) give expected gaps and no scores. None
 models both, so `nll_per_event` (joint) is None; the user or time part is in
-the extras (`user_nll_per_event` for MC-1, `time_nll_per_event` for Poisson
+the extras (`user_nll_per_event` for popularity and MC-1, `time_nll_per_event` for Poisson
 and Hawkes).
 
     splits = registry.load_splits(config.data)
@@ -24,11 +24,12 @@ from cyan_rcbm import errors
 from cyan_rcbm.cyan.baselines.ct import ContinuousTimeModel, propagation_counts
 from cyan_rcbm.cyan.baselines.markov import MarkovChain
 from cyan_rcbm.cyan.baselines.point_process import HawkesProcess, PoissonProcess
+from cyan_rcbm.cyan.baselines.popularity import Popularity
 from cyan_rcbm.cyan.baselines.point_process import hawkes_expected_gap, hawkes_log_likelihood
 from cyan_rcbm.data import splits as splits_lib
 
-NAMES = ('mc1', 'ct_bern', 'ct_jac', 'poisson', 'hawkes')
-USER_MODELS = ('mc1', 'ct_bern', 'ct_jac')
+NAMES = ('popularity', 'mc1', 'ct_bern', 'ct_jac', 'poisson', 'hawkes')
+USER_MODELS = ('popularity', 'mc1', 'ct_bern', 'ct_jac')
 TIME_MODELS = ('poisson', 'hawkes')
 GRAPH_MODELS = ('ct_bern', 'ct_jac')
 
@@ -49,6 +50,8 @@ def fit_baseline(name: str, splits: splits_lib.Splits, *, data_name: str = '',
   Raises:
     ConfigError: unknown name; CT models on a data set without a graph.
   """
+  if name == 'popularity':
+    return Popularity.fit(splits.train, max_events=max_events)
   if name == 'mc1':
     return MarkovChain.fit(splits.train, splits.valid, max_events=max_events)
   if name in GRAPH_MODELS:
@@ -64,6 +67,6 @@ def fit_baseline(name: str, splits: splits_lib.Splits, *, data_name: str = '',
 
 
 __all__ = ['NAMES', 'USER_MODELS', 'TIME_MODELS', 'GRAPH_MODELS',
-           'fit_baseline', 'MarkovChain', 'ContinuousTimeModel',
+           'fit_baseline', 'Popularity', 'MarkovChain', 'ContinuousTimeModel',
            'PoissonProcess', 'HawkesProcess', 'propagation_counts',
            'hawkes_expected_gap', 'hawkes_log_likelihood']

@@ -25,7 +25,7 @@ REAL = ('twitter', 'android', 'christianity', 'topolstm_twitter')
 DATASETS = SYNTHETIC + REAL
 NEURAL = ('rmtpp', 'cyan', 'cyan_cov')
 MODELS = baselines.NAMES + NEURAL
-LABELS = {'mc1': 'MC-1', 'ct_bern': 'CT-Bern', 'ct_jac': 'CT-Jac',
+LABELS = {'popularity': 'Popularity', 'mc1': 'MC-1', 'ct_bern': 'CT-Bern', 'ct_jac': 'CT-Jac',
           'poisson': 'Poisson', 'hawkes': 'Hawkes', 'rmtpp': 'RMTPP',
           'cyan': 'CYAN-RNN', 'cyan_cov': 'CYAN-RNN(cov)'}
 ROW_KEYS = ('dataset', 'model', 'seed') + metrics.METRIC_KEYS + (

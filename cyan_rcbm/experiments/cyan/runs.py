@@ -20,10 +20,9 @@ from absl import logging
 from cyan_rcbm import errors
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import baselines
-from cyan_rcbm.cyan import evaluate
+from cyan_rcbm.cyan import baseline_run
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import train
-from cyan_rcbm.data import batching
 from cyan_rcbm.data import registry
 from cyan_rcbm.experiments.cyan.plan import (EVAL_FILE, NEURAL, ROW_KEYS,
                                              TIMING_FILE, Plan, run_config,
@@ -34,35 +33,6 @@ def read_json(path: str) -> Any:
   """The JSON value stored at `path`."""
   with open(path) as f:
     return json.load(f)
-
-
-def _fit_and_score(name: str, dataset: str, config, splits) -> dict[str, Any]:
-  """Fits one baseline on train (valid for MC-1) and scores it on test."""
-  t0 = time.perf_counter()
-  model = baselines.fit_baseline(name, splits, data_name=dataset,
-                                 max_events=config.data.max_events)
-  fit_s = time.perf_counter() - t0
-  batcher = batching.CascadeBatcher(
-      splits.test, batch_size=config.batching.eval_batch_size,
-      max_events=config.data.max_events, max_batch_events=2048,
-      bucket_lengths=tuple(config.batching.bucket_lengths) or None,
-      calendar=False)
-  result = evaluate.evaluate(model, batcher)
-  fitted = {}
-  if name == 'mc1':
-    fitted = dict(smoothing=model.smoothing,
-                  valid_user_nll=model.valid_user_nll)
-  elif name == 'poisson':
-    fitted = dict(rate=model.rate)
-  elif name == 'hawkes':
-    fitted = dict(base_rate=model.base_rate, alpha=model.alpha,
-                  sigma=model.sigma, newton_steps=model.newton_steps,
-                  converged=model.converged)
-  elif name in baselines.GRAPH_MODELS:
-    fitted = dict(learned_edges=int(len(model.src)))
-  result.update(fitted=fitted, fit_seconds=fit_s,
-                eval_seconds=time.perf_counter() - t0 - fit_s)
-  return result
 
 
 def run_baselines(plan: Plan, dataset: str) -> None:
@@ -79,7 +49,7 @@ def run_baselines(plan: Plan, dataset: str) -> None:
     os.makedirs(workdir, exist_ok=True)
     t0 = time.perf_counter()
     try:
-      result = _fit_and_score(name, dataset, config, splits)
+      result = baseline_run.fit_and_score(name, config, splits, dataset)
     except errors.InputError as e:  # e.g. CT without a social graph
       result = metrics.compute_metrics(None, None, None, None, [])
       result['note'] = str(e)

@@ -1,0 +1,158 @@
+"""Transition prior from training counts: an extension beyond the paper.
+
+Not in CYAN-RNN. With `model.transition_prior = True` the user logits of
+every variant get a term read from the training set's first-order
+transition counts `C[v, u]` (how often `u` directly follows `v` in a
+training cascade, the counts of MC-1):
+
+    logits_k[u] += w_prior * log(1 + A_k[u]),
+    A_k[u] = sum_{j = k-W+1..k} decay^(k-j) C[u_j, u]
+
+over the last `W = model.prior_window` events of the cascade, with a
+learned weight `w_prior` (initial 1). Each user keeps only its
+`model.prior_top_m` most frequent successors. The network then learns what
+the counts cannot say (rare users, long-range influence, timing) instead of
+memorising a U x U table through a low-rank output layer.
+
+Training batches come from the same cascades as the counts, so there the
+pair `(u_k, u_{k+1})` of the event being predicted is left out of `A_k`
+(leave-one-out: its count minus 1), otherwise the model would learn to
+trust the counts more than they deserve on unseen cascades.
+
+The counts are fixed statistics stored with the parameters (`prior_users`,
+`prior_counts`, [U, M] float32; users as exact small integers) so that
+checkpoints and saved models carry them; the model reads them through
+`stop_gradient`, so their Adam updates are exactly 0.
+
+`popularity_bias` (also an extension) initialises the output bias with the
+log share of training activations of each user.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cyan_rcbm import errors
+from cyan_rcbm.data import types
+
+# float32 holds every integer below 2^24 exactly.
+MAX_USERS = 2 ** 24
+
+
+def successor_table(train: types.CascadeDataset, num_users: int,
+                    top_m: int) -> tuple[np.ndarray, np.ndarray]:
+  """Each user's `top_m` most frequent training successors.
+
+  Returns:
+    `(users [U, M] int32, counts [U, M] float32)`: successor ids (ties by
+    smaller id) and their counts; unused slots hold user 0 with count 0.
+  """
+  if num_users >= MAX_USERS:
+    raise errors.ConfigError(
+        f'model.transition_prior supports fewer than {MAX_USERS} users; the '
+        f'data has {num_users}.')
+  src, dst = [], []
+  for cascade in train.cascades:
+    users = np.asarray(cascade.users, np.int64)
+    src.append(users[:-1])
+    dst.append(users[1:])
+  src = np.concatenate(src) if src else np.zeros(0, np.int64)
+  dst = np.concatenate(dst) if dst else np.zeros(0, np.int64)
+  pairs, counts = np.unique(src * num_users + dst, return_counts=True)
+  rows, cols = pairs // num_users, pairs % num_users
+  # within each row: larger count first, then smaller id.
+  order = np.lexsort((cols, -counts, rows))
+  rows, cols, counts = rows[order], cols[order], counts[order]
+  starts = np.searchsorted(rows, rows, side='left')
+  rank = np.arange(rows.size) - starts
+  keep = rank < top_m
+  users_UxM = np.zeros((num_users, top_m), np.int32)
+  counts_UxM = np.zeros((num_users, top_m), np.float32)
+  users_UxM[rows[keep], rank[keep]] = cols[keep]
+  counts_UxM[rows[keep], rank[keep]] = counts[keep]
+  return users_UxM, counts_UxM
+
+
+def popularity_log_share(train: types.CascadeDataset,
+                         num_users: int) -> np.ndarray:
+  """`log((n_u + 1) / (n + U))`: add-one share of training activations."""
+  n_u = np.zeros(num_users, np.float64)
+  for cascade in train.cascades:
+    np.add.at(n_u, np.asarray(cascade.users, np.int64), 1.0)
+  return np.log((n_u + 1.0) / (n_u.sum() + num_users)).astype(np.float32)
+
+
+def recent_users(users_BxN: jax.Array, mask_BxN: jax.Array,
+                 window: int) -> tuple[jax.Array, jax.Array]:
+  """The last `window` events at every position: `([B, N, W], valid)`.
+
+  Slot `w` of position `k` holds event `k - window + 1 + w` (the newest
+  last), valid when that event exists.
+  """
+  pad = window - 1
+  users = jnp.pad(users_BxN, ((0, 0), (pad, 0)))
+  valid = jnp.pad(jnp.asarray(mask_BxN, bool), ((0, 0), (pad, 0)))
+  n = users_BxN.shape[1]
+  take = lambda a: jnp.stack([a[:, w:w + n] for w in range(window)], -1)
+  return take(users), take(valid)
+
+
+def log_prior(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
+              recent_XxW: jax.Array, valid_XxW: jax.Array, decay: float,
+              num_users: int, leave_out_X: jax.Array | None = None
+              ) -> jax.Array:
+  """`log(1 + A)` [..., U] for windows of recent users `[..., W]`.
+
+  Args:
+    succ_users_UxM, succ_counts_UxM: `successor_table`.
+    recent_XxW, valid_XxW: the window of each row (newest last) and which
+      slots hold events.
+    decay: weight `decay^age` of an event `age` events back.
+    num_users: U.
+    leave_out_X: optional next user of each row: its count after the newest
+      event is reduced by one (leave-one-out on training cascades).
+  """
+  lead = recent_XxW.shape[:-1]
+  window = recent_XxW.shape[-1]
+  succ_users = succ_users_UxM.astype(jnp.int32)
+  idx = succ_users[recent_XxW]                       # [..., W, M]
+  ages = jnp.arange(window - 1, -1, -1, dtype=jnp.float32)
+  weight = jnp.where(valid_XxW, decay ** ages, 0.0)  # [..., W]
+  vals = succ_counts_UxM[recent_XxW] * weight[..., None]
+  if leave_out_X is not None:
+    newest = idx[..., -1, :] == leave_out_X[..., None]
+    vals = vals.at[..., -1, :].add(
+        -jnp.where(newest & valid_XxW[..., -1:], 1.0, 0.0))
+  rows = int(np.prod(lead)) if lead else 1
+  flat_idx = idx.reshape(rows, -1)
+  acc = jnp.zeros((rows, num_users), vals.dtype).at[
+      jnp.arange(rows)[:, None], flat_idx].add(vals.reshape(rows, -1))
+  return jnp.log1p(jnp.maximum(acc, 0.0)).reshape(lead + (num_users,))
+
+
+def install(params: dict, model_config, train: types.CascadeDataset,
+            num_users: int) -> dict:
+  """`params` with the training statistics the config asks for filled in.
+
+  `model.transition_prior`: the successor table; `model.popularity_bias`:
+  the output bias (a linear head's, or the last layer of the MLP head).
+  """
+  params = dict(params)
+  if model_config.get('transition_prior', False):
+    users, counts = successor_table(train, num_users, model_config.prior_top_m)
+    params['prior_users'] = jnp.asarray(users, jnp.float32)
+    params['prior_counts'] = jnp.asarray(counts)
+  if model_config.get('popularity_bias', False):
+    head = dict(params['head'])
+    if 'layers' in head:  # nnx.Sequential: Linear, tanh, Linear
+      layers = dict(head['layers'])
+      last = max(layers)
+      layers[last] = dict(layers[last], bias=jnp.asarray(
+          popularity_log_share(train, num_users)))
+      head['layers'] = layers
+    else:
+      head['bias'] = jnp.asarray(popularity_log_share(train, num_users))
+    params['head'] = head
+  return params
