@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.lam = 0.3            # sigma^2/beta of 'fixed' and the warm-up
   config.model.warmup_iters = 10    # 'mle': iterations at lam before updates
   config.model.w_steps = 1          # accelerated W steps per outer iteration
-  #                                   (the paper: 1; more are cheap, see README)
+  #                                   (the paper: 1; more are cheap, see docs/rcbm.md)
   config.model.alpha = 1.0          # step multiplier, (0, 1]
   config.model.init = 'gaussian'    # filter init: 'gaussian' (random) | 'patches'
   config.model.num_restarts = 3     # random initialisations, best kept

@@ -1,6 +1,6 @@
 """Tests for the public API (cyan_rcbm top level, cyan_rcbm.cyan.api).
 
-The module fixture runs the README's API example (docs/readme/api.md)
+The module fixture runs the README's API example (README.md, Library API)
 verbatim: it trains the tiny config once; the other tests reuse its model.
 """
 
@@ -15,14 +15,13 @@ import pytest
 import cyan_rcbm as cr
 from cyan_rcbm.cyan import api
 
-_README = os.path.join(os.path.dirname(__file__), '..', 'docs', 'readme',
-                       'api.md')
+_README = os.path.join(os.path.dirname(__file__), '..', 'README.md')
 
 
 def _readme_block() -> str:
   with open(_README) as f:
     blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
-  assert len(blocks) == 1, 'docs/readme/api.md must hold one python block'
+  assert len(blocks) == 1, 'README.md must hold one python block'
   return blocks[0]
 
 
@@ -33,7 +32,7 @@ def example(tmp_path_factory):
   os.chdir(tmp_path_factory.mktemp('readme'))
   try:
     namespace = {}
-    exec(compile(_readme_block(), 'docs/readme/api.md', 'exec'), namespace)  # pylint: disable=exec-used
+    exec(compile(_readme_block(), 'README.md', 'exec'), namespace)  # pylint: disable=exec-used
     namespace['workdir'] = os.path.abspath('runs/api_tiny')
   finally:
     os.chdir(cwd)
