@@ -100,7 +100,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.remat = ml_collections.config_dict.placeholder(bool)
                                          # recompute decoder steps in the backward pass
                                          #   (less memory, more compute); None: on for
-                                         #   cyan_cov (1.8x faster on CPU), off otherwise
+                                         #   cyan_cov (faster on CPU), off otherwise
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 30           # passes over the training set (upper bound)

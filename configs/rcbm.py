@@ -79,8 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.inner_max_iters = 100  # FISTA iterations per h-step, at most
   config.model.inner_tol = 1e-4     # h-step relative objective change to stop
   config.model.batch_size = 500     # samples per mini-batch (0: all at once); 500-1000
-                                    #   fit in cache: FISTA iteration at n=10,000
-                                    #   39 ms vs 48 ms with 2000 (2-core CPU)
+                                    #   fit in cache (timings: docs/performance.md)
   config.model.form = 'auto'        # operator form: auto|blockt|block|conv|rows|unfold|fft
 
   config.eval = ml_collections.ConfigDict()
