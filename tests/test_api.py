@@ -8,7 +8,7 @@ import json
 import os
 import re
 
-import jax
+import chex
 import numpy as np
 import pytest
 
@@ -58,7 +58,7 @@ def test_readme_example_runs(example):
 def test_load_cyan_round_trip(model, example):
   loaded = cr.load_cyan(example['workdir'])
   assert loaded.vocab == model.vocab and loaded.step == model.step
-  jax.tree.map(np.testing.assert_array_equal, loaded.params, model.params)
+  chex.assert_trees_all_equal(loaded.params, model.params)
   cascades = list(model.splits().test.cascades[:6])
   for a, b in zip(model.predict(cascades, k=5), loaded.predict(cascades, k=5)):
     assert a.users == b.users
