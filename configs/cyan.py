@@ -101,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.remat = ml_collections.config_dict.placeholder(bool)
                                          # recompute decoder steps in the backward pass
                                          #   (less memory, more compute); None: on for
-                                         #   cyan_cov (1.8x faster on CPU), off otherwise
+                                         #   cyan_cov (faster on CPU), off otherwise
   # Extensions beyond the paper (cyan_rcbm/cyan/prior.py), on for real data:
   config.model.transition_prior = False  # logits += w log(1 + decayed training
                                          #   successor counts of the last events)

@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.lam = 0.3            # sigma^2/beta of 'fixed' and the warm-up
   config.model.warmup_iters = 10    # 'mle': iterations at lam before updates
   config.model.w_steps = 1          # accelerated W steps per outer iteration
-  #                                   (the paper: 1; more are cheap, see README)
+  #                                   (the paper: 1; more are cheap, see docs/rcbm.md)
   config.model.alpha = 1.0          # step multiplier, (0, 1]
   config.model.init = 'gaussian'    # filter init: 'gaussian' (random) | 'patches'
   config.model.num_restarts = 3     # random initialisations, best kept
@@ -79,8 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.inner_max_iters = 100  # FISTA iterations per h-step, at most
   config.model.inner_tol = 1e-4     # h-step relative objective change to stop
   config.model.batch_size = 500     # samples per mini-batch (0: all at once); 500-1000
-                                    #   fit in cache: FISTA iteration at n=10,000
-                                    #   39 ms vs 48 ms with 2000 (2-core CPU)
+                                    #   fit in cache (timings: docs/performance.md)
   config.model.form = 'auto'        # operator form: auto|blockt|block|conv|rows|unfold|fft
 
   config.eval = ml_collections.ConfigDict()

@@ -4,7 +4,7 @@ python scripts/bench_cyan.py [--variants=rmtpp,cyan,cyan_cov] [--epochs=1]
 python scripts/bench_cyan.py --devices=1,2,4 --variants=cyan_cov \
     --num_cascades=2000   # data-parallel scaling
 
-Setting (issue 3): hidden size 32 (embedding, encoder, decoder, attention),
+Setting: hidden size 32 (embedding, encoder, decoder, attention),
 batch 128, length of dependence l = 32, on 20,000 synthetic CP-Exp cascades
 (SPEC A2; generated once and cached). Prints one JSON object
 `{variant: {"train_events_per_s", "eval_events_per_s", "compile_s", ...}}`.

@@ -177,7 +177,7 @@ def _op_forms_ms(n=10000):
 
 
 def _recovery_figure(path):
-  """Planted filters vs learned ones (README figure); returns the cosines."""
+  """Planted filters vs learned ones (docs/rcbm.md figure); returns the cosines."""
   from cyan_rcbm.rcbm import plots  # pylint: disable=g-import-not-at-top
   dyn, w_true, _ = make_planted(1000, num_features=D, length=T, num_filters=5,
                                 filter_length=TW, seed=0)

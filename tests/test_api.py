@@ -1,6 +1,6 @@
 """Tests for the public API (cyan_rcbm top level, cyan_rcbm.cyan.api).
 
-The module fixture runs the README's API example (docs/readme/api.md)
+The module fixture runs the README's API example (README.md, Library API)
 verbatim: it trains the tiny config once; the other tests reuse its model.
 """
 
@@ -8,21 +8,20 @@ import json
 import os
 import re
 
-import jax
+import chex
 import numpy as np
 import pytest
 
 import cyan_rcbm as cr
 from cyan_rcbm.cyan import api
 
-_README = os.path.join(os.path.dirname(__file__), '..', 'docs', 'readme',
-                       'api.md')
+_README = os.path.join(os.path.dirname(__file__), '..', 'README.md')
 
 
 def _readme_block() -> str:
   with open(_README) as f:
     blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
-  assert len(blocks) == 1, 'docs/readme/api.md must hold one python block'
+  assert len(blocks) == 1, 'README.md must hold one python block'
   return blocks[0]
 
 
@@ -33,7 +32,7 @@ def example(tmp_path_factory):
   os.chdir(tmp_path_factory.mktemp('readme'))
   try:
     namespace = {}
-    exec(compile(_readme_block(), 'docs/readme/api.md', 'exec'), namespace)  # pylint: disable=exec-used
+    exec(compile(_readme_block(), 'README.md', 'exec'), namespace)  # pylint: disable=exec-used
     namespace['workdir'] = os.path.abspath('runs/api_tiny')
   finally:
     os.chdir(cwd)
@@ -59,7 +58,7 @@ def test_readme_example_runs(example):
 def test_load_cyan_round_trip(model, example):
   loaded = cr.load_cyan(example['workdir'])
   assert loaded.vocab == model.vocab and loaded.step == model.step
-  jax.tree.map(np.testing.assert_array_equal, loaded.params, model.params)
+  chex.assert_trees_all_equal(loaded.params, model.params)
   cascades = list(model.splits().test.cascades[:6])
   for a, b in zip(model.predict(cascades, k=5), loaded.predict(cascades, k=5)):
     assert a.users == b.users

@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,14 +47,15 @@ def _forward(variant, mask_active=True):
 def test_shapes_and_normalised_user_law(variant):
   params, fn = _forward(variant)
   out = fn(params, *_inputs())
-  assert out.log_probs.shape == (B, N, U) and out.b.shape == (B, N)
+  chex.assert_shape(out.log_probs, (B, N, U))
+  chex.assert_shape(out.b, (B, N))
   assert float(out.w) > 0
   np.testing.assert_allclose(jax.nn.logsumexp(out.log_probs, -1), 0,
                              atol=1e-5)
   if variant == 'rmtpp':
     assert out.alpha is None
   else:
-    assert out.alpha.shape == (B, N, L)
+    chex.assert_shape(out.alpha, (B, N, L))
 
 
 @pytest.mark.parametrize('variant', ['cyan', 'cyan_cov'])
@@ -191,6 +193,4 @@ def test_growing_window_segments_give_identical_outputs(variant):
     graphdef, params = nnx.split(m, nnx.Param)
     outs.append(jax.jit(lambda p, *a, g=graphdef: nnx.merge(g, p)(
         *a, return_alignments=True))(params, users, gaps, mask))
-  for a, b in zip(outs[0], outs[1]):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
-                               atol=1e-6)
+  chex.assert_trees_all_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)

@@ -2,6 +2,7 @@
 
 import os
 
+import chex
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from cyan_rcbm.rcbm import rcbm as rcbm_lib
 def test_max_pool_closed_form():
   h = np.arange(2 * 2 * 7, dtype=np.float32).reshape(2, 2, 7) % 5
   pooled = rcbm_lib.max_pool(h, 3)
-  assert pooled.shape == (2, 2, 3)                    # ceil(7 / 3)
+  chex.assert_shape(pooled, (2, 2, 3))                # ceil(7 / 3)
   for t in range(3):
     np.testing.assert_array_equal(pooled[..., t],
                                   h[..., 3 * t:3 * t + 3].max(axis=-1))
@@ -45,14 +46,14 @@ def test_levels_are_stacked_and_sorted(trained):
   model, fits, x, done = trained
   assert done == [1, 2] and model.num_levels == 2
   l1, l2 = model.levels
-  assert l1.w.shape == (3, 7, 5) and l2.w.shape == (3, 3, 3)
+  chex.assert_shape([l1.w, l2.w], [(3, 7, 5), (3, 3, 3)])
   assert np.all(np.diff(l1.strength) <= 0) and np.all(np.diff(l2.strength) <= 0)
   # The level-1 filters are the fit's, reordered by strength (Eq. 10).
   order = np.argsort(-fits[0].h.sum(axis=(0, 2)), kind='stable')
   np.testing.assert_allclose(l1.w, fits[0].params.w[order])
   feats = [rcbm_lib.features(model, x[:10], level) for level in (1, 2)]
-  assert feats[0].shape == (10, 3, 34)
-  assert feats[1].shape == (10, 3, 17 + 3 - 1)        # ceil(34 / 2) = 17
+  chex.assert_shape(feats, [(10, 3, 34),
+                            (10, 3, 17 + 3 - 1)])  # ceil(34 / 2) = 17
   with pytest.raises(ValueError, match='level must be in 1..2'):
     rcbm_lib.features(model, x[:10], 3)
 

@@ -55,8 +55,8 @@ def test_twitter_lenient_counts(twitter):
   assert len(ds) == 3454
   assert ds.num_events == 135472
   assert max(len(c) for c in ds.cascades) == 2368
-  # README's 12,628 users counts the truncated chunk's user, who occurs
-  # nowhere else: it is dropped with its chunk.
+  # The data set's README counts 12,628 users: with the truncated chunk's
+  # user, who occurs nowhere else and is dropped with its chunk.
   assert ds.num_users == 12627 and '17892' not in ds.vocab
   assert report.malformed == [
       (3454, "cascade '3454': chunk 4 '17892': truncated (a user without a "

@@ -205,7 +205,7 @@ class ModelPredictor:
   def __init__(self, graphdef, params):
     self.graphdef = graphdef
     self.params = params
-    # looked up once: hashing a graphdef costs ~0.1 ms, per batch otherwise
+    # looked up once: hashing a graphdef per batch costs time (docs/performance.md)
     self._predict = _jitted_predict(graphdef)
     self._scored = {flag: _jitted_scored(graphdef, flag)
                     for flag in (False, True)}

@@ -111,8 +111,8 @@ class CyanRNN(nnx.Module):
     self.unroll = unroll
     self.window_segments = window_segments
     # Recomputing the decoder step in the backward pass beats storing its
-    # per-step window residuals for the coverage variant (1 CPU core, l=32,
-    # B=128, N=20: 22 vs 52 ms per train step), not for plain attention.
+    # per-step window residuals for the coverage variant, not for plain
+    # attention (timings: docs/performance.md).
     self.remat = (variant == 'cyan_cov') if remat is None else bool(remat)
     self.calendar_embed = calendar_embed
     self.transition_prior = transition_prior

@@ -197,7 +197,7 @@ class HiggsSamples:
     window_events: int64 [n] actions inside the window.
     later_events: int64 [n] actions after the window: on the target until the
       end of the file (mode='target'), or in the next window of the same
-      length (mode='window') — a forecasting target (issue 6).
+      length (mode='window') — a forecasting target (B7).
     total_lines: int64 [n] lines of the sample in the whole file (the target's
       line count for mode='target'; lines in the window for mode='window').
     bin_seconds: bin width.

@@ -159,7 +159,7 @@ def make_planted(num_samples: int, num_features: int = 7, length: int = 60,
 
 @dataclasses.dataclass(frozen=True)
 class PlantedAnomalies:
-  """A test set with planted anomalies (issue 6's anomaly-detection study).
+  """A test set with planted anomalies (the anomaly-detection study, B7).
 
   Attributes:
     dynamics: all samples, in a random order; ids say `normal_`,

@@ -1,6 +1,6 @@
 """Readers for cascade files in four formats, with a social graph (SPEC A1).
 
-Formats (one cascade per line; see docs/readme/data.md for examples):
+Formats (one cascade per line; see docs/data.md for examples):
 
 * `jsonl`: `{"id": "c1", "users": ["a", "b"], "times": [0.0, 1.5],
   "parents": [-1, 0], "timestamps": [...]}`; `parents` and `timestamps` are

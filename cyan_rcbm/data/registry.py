@@ -4,7 +4,7 @@
 `data_root()`, or a synthetic set generated on first use and cached), or
 '' for a user's own file (`config.data.path` / `format` / `graph`). The
 fields of `config.data` are documented in `configs/cyan.py` and
-docs/readme/data.md; `DEFAULTS` holds their default values (a field missing
+docs/data.md; `DEFAULTS` holds their default values (a field missing
 from the config takes its default).
 """
 

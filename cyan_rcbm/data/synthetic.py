@@ -13,7 +13,7 @@ Cascades shorter than `min_length` are discarded and redrawn (a new root and
 new delays), and the number redrawn is recorded.
 
 Defaults reproduce the statistics of the authors' shipped sets
-(`data/cyanrnn-synthetic`, see `docs/readme/synthetic.md`):
+(`data/cyanrnn-synthetic`, see `docs/data.md`):
 
 * `param_draw='uniform'`: the exponential rates of the authors' sets are
   uniform on [0.01, 10] (the rate of every root with a single out-edge can be

@@ -39,7 +39,7 @@ TIMING_FILE = 'reproduce_timing.json'
 
 # Full mode: epochs / patience per data set (selection on validation NLL),
 # sized so that the whole run takes a few hours on 2 shared CPU cores (see
-# docs/readme/cyan_reproduction.md for the measured wall time).
+# docs/reproduction.md for the measured wall time).
 FULL_BUDGET = {
     **{d: dict(num_epochs=12, patience=3) for d in SYNTHETIC},
     'twitter': dict(num_epochs=8, patience=2),

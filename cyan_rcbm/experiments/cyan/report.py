@@ -21,7 +21,7 @@ def write_report(plan: Plan, rows, figures, wall_s: float,
       f'{list(plan.seeds)}). Wall time of this invocation: {wall_s / 60:.1f} '
       f'min; sum of the per-run wall times: '
       f'{sum(r["wall_s"] or 0 for r in rows) / 3600:.2f} h (2 shared CPU '
-      'cores; see docs/readme/cyan_reproduction.md).', '',
+      'cores; see docs/reproduction.md).', '',
       'Mean ± sample std over seeds (n = number of runs; the baselines are '
       'deterministic, n = 1). All models are scored by the same function on '
       'the test split; users already active in a cascade are not candidates; '
