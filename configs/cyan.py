@@ -28,7 +28,8 @@ import ml_collections
 _SYNTHETIC = ('synthetic_cp_exp', 'synthetic_cp_ray', 'synthetic_random_exp',
               'synthetic_random_ray', 'cyanrnn_cp_exp', 'cyanrnn_random_exp')
 _REAL = ('twitter', 'android', 'christianity', 'topolstm_twitter')
-VARIANTS = (('tiny', 'real', 'real_paper') + _SYNTHETIC + _REAL +
+_SCALE = ('synthetic_weibo',)  # 596,088 cascades, 2,964 users, lengths <= 1,000
+VARIANTS = (('tiny', 'real', 'real_paper') + _SYNTHETIC + _SCALE + _REAL +
             tuple(f'{name}_paper' for name in _REAL))
 
 
@@ -131,6 +132,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.analysis.network_inference = True   # Fig. 6 when the data has a graph/parents
 
   base = arg[:-len('_paper')] if arg.endswith('_paper') else arg
+  if base in _SCALE:  # real-data model and batching on the generated set
+    config.batching.max_batch_events = 8192
+    config.batching.fine_until = 0
+    config.log_every = 200
   if base in _REAL + ('real',):
     config.data.time_scale = 3600.0      # seconds -> hours
     config.batching.max_batch_events = 8192  # bounds memory of long cascades
@@ -142,7 +147,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.learning_rate = 1e-4
     config.train.num_epochs = 200
     config.train.patience = 10
-  elif base in _REAL + ('real',):  # real-data defaults: large vocabularies
+  elif base in _REAL + _SCALE + ('real',):  # real-data defaults
     config.model.update(embed_dim=64, encoder_hidden=64, decoder_hidden=64,
                         attention_size=32, dependence_length=200,
                         transition_prior=True, popularity_bias=True)

@@ -1,6 +1,8 @@
 """Training and evaluation throughput of RMTPP, CYAN-RNN and CYAN-RNN(cov).
 
 python scripts/bench_cyan.py [--variants=rmtpp,cyan,cyan_cov] [--epochs=1]
+python scripts/bench_cyan.py --data=twitter   # a real set, its own defaults,
+                                              # beside the exact-softmax floor
 python scripts/bench_cyan.py --devices=1,2,4 --variants=cyan_cov \
     --num_cascades=2000   # data-parallel scaling
 
@@ -32,12 +34,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 
 from absl import app
 from absl import flags
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -46,6 +50,7 @@ from cyan_rcbm.common import sharding
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
+from cyan_rcbm.cyan import prior
 from cyan_rcbm.cyan import train
 from cyan_rcbm.data import registry
 
@@ -61,9 +66,18 @@ _DEVICES = flags.DEFINE_list(
     'process; empty: one run with --mesh_devices.')
 _MESH_DEVICES = flags.DEFINE_integer(
     'mesh_devices', 1, 'config.mesh_devices of a single run (1: no sharding).')
+_DATA = flags.DEFINE_string(
+    'data', '', "A variant of configs/cyan.py to time with its own defaults "
+    "(e.g. 'twitter'; the transition prior from its training split); empty: "
+    'the 32-user synthetic setting above.')
+_FLOOR_BATCH = 2048  # events per softmax-floor step
 
 
 def _config(variant: str) -> ml_collections.ConfigDict:
+  if _DATA.value:
+    return config_loading.load_config(
+        f'configs/cyan.py:{_DATA.value}', model__variant=variant,
+        mesh_devices=_MESH_DEVICES.value)
   h = _HIDDEN.value
   overrides = dict(
       data__num_cascades=_CASCADES.value, data__split_fractions=(1.0, 0.0, 0.0),
@@ -86,6 +100,8 @@ def _bench(variant: str) -> dict:
   train_b = train.make_batchers(config, splits)[0]
   graphdef, params = model_lib.init_params(
       config.model, splits.train.num_users, calendar=train_b.calendar)
+  params = prior.install(params, config.model, splits.train,
+                         splits.train.num_users)
   tx = train.create_optimizer(config.train)
   params, opt_state, stats = sharding.replicate(
       (params, tx.init(params), train._zero_stats()), mesh)  # pylint: disable=protected-access
@@ -117,6 +133,7 @@ def _bench(variant: str) -> dict:
   host = [[train_b.make_batch(b, r) for b, r in train_b.plan(0, e)]
           for e in range(_EPOCHS.value)]
   events = sum(batch.num_events for epoch in host for batch in epoch)
+  padded = sum(batch.users.size for epoch in host for batch in epoch)
   batches = [[parallel.device_batch(batch, mesh) for batch in epoch]
              for epoch in host]
   t0 = time.perf_counter()
@@ -141,8 +158,48 @@ def _bench(variant: str) -> dict:
       compile_eval_s=round(compile_eval, 2),
       train_s=round(train_s, 2), eval_s=round(eval_s, 2),
       events_per_epoch=train_b.report.num_events,
+      padding_share=round(1.0 - events / padded, 4),
+      peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                         / 2 ** 20, 2),
+      head_input_dim=int(params['head']['kernel'].shape[0])
+      if 'kernel' in params['head'] else None,
+      num_users=int(splits.train.num_users),
       shapes=[list(s) for s in train_b.shapes()],
       final_nll=round(result['nll_per_event'], 4))
+
+
+def softmax_floor(num_users: int, dim: int, reps: int = 5) -> dict:
+  """Events/s of the exact user softmax alone over `num_users` at width `dim`.
+
+  Forward+backward: the gradient of `mean(logsumexp(h E^T) - target logit)`
+  in `h` and `E`; forward with ranking: the log-softmax and each target's
+  rank. No exact-likelihood model can train or rank faster.
+  """
+  key_h, key_e = jax.random.split(jax.random.key(0))
+  h = jax.random.normal(key_h, (_FLOOR_BATCH, dim))
+  table = jax.random.normal(key_e, (num_users, dim)) / np.sqrt(dim)
+  target = jnp.arange(_FLOOR_BATCH) % num_users
+
+  def nll(table, h):
+    logits = h @ table.T
+    return jnp.mean(jax.nn.logsumexp(logits, -1) -
+                    logits[jnp.arange(_FLOOR_BATCH), target])
+
+  def rank(table, h):
+    log_probs = jax.nn.log_softmax(h @ table.T, -1)
+    hit = log_probs[jnp.arange(_FLOOR_BATCH), target]
+    return jnp.sum(log_probs > hit[:, None], -1), hit
+
+  out = {}
+  for name, fn in (('train', jax.jit(jax.grad(nll, argnums=(0, 1)))),
+                   ('eval', jax.jit(rank))):
+    jax.block_until_ready(fn(table, h))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+      jax.block_until_ready(fn(table, h))
+    out[f'{name}_events_per_s'] = round(
+        reps * _FLOOR_BATCH / (time.perf_counter() - t0))
+  return out
 
 
 class _single:  # pylint: disable=invalid-name
@@ -167,6 +224,19 @@ def main(argv):
   out = {}
   for variant in _VARIANTS.value:
     out[variant] = _bench(variant)
+    if _DATA.value:  # the floor of this vocabulary, at 64 and the head's width
+      dims = sorted({64, out[variant]['head_input_dim'] or 64})
+      floor = {d: softmax_floor(out[variant]['num_users'], d) for d in dims}
+      out[variant]['softmax_floor'] = floor
+      top = floor[max(dims)]
+      out[variant]['share_of_floor'] = dict(
+          train=round(out[variant]['train_events_per_s'] /
+                      floor[64]['train_events_per_s'], 3),
+          eval=round(out[variant]['eval_events_per_s'] /
+                     floor[64]['eval_events_per_s'], 3),
+          train_at_head_width=round(out[variant]['train_events_per_s'] /
+                                    top['train_events_per_s'], 3))
+    print(f'[bench] {variant}: {json.dumps(out[variant])}', flush=True)
   out['load_average'] = [round(x, 2) for x in os.getloadavg()]
   out['devices'] = str(jax.devices())
   print(json.dumps(out))

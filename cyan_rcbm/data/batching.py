@@ -205,13 +205,9 @@ class CascadeBatcher:
             np.clip(max_batch_events // n, 1, self.batch_size))
         for n in self.bucket_lengths)
 
-    # Pre-padded per-bucket arrays; a batch gathers rows from these.
-    self._arrays = []
-    self._row_in_bucket = np.zeros(len(dataset), np.int64)
-    for b, n in enumerate(self.bucket_lengths):
-      members = np.flatnonzero(self.bucket_of == b)
-      self._row_in_bucket[members] = np.arange(len(members))
-      self._arrays.append(self._pad_bucket(dataset, members, n))
+    # Batches are padded when they are made, so memory holds one batch at
+    # a time beyond the cascades themselves, whatever their number.
+    self._dataset = dataset
     self._eval_plan = None
     self._eval_plan = self.plan()
     self.report = BatchingReport(
@@ -221,34 +217,23 @@ class CascadeBatcher:
         bucket_lengths=self.bucket_lengths, rows_per_bucket=self.rows,
         calendar=self.calendar)
 
-  def _pad_bucket(self, dataset, members: np.ndarray, n: int) -> dict:
-    m = len(members)
-    arrays = dict(
-        users=np.zeros((m, n), np.int32),
-        gaps=np.zeros((m, n), np.float32),
-        times=np.zeros((m, n), np.float32),
-        mask=np.zeros((m, n), bool),
-        index=members.astype(np.int32))
+  def _fill_row(self, arrays: dict, row: int, i: int) -> None:
+    """Writes cascade `i` (its last `lengths[i]` events) into `row` of `arrays`."""
+    cascade = self._dataset.cascades[i]
+    length = int(self.lengths[i])
+    start = len(cascade) - length
+    times = np.asarray(cascade.times, np.float64)[start:]
+    arrays['index'][row] = i
+    arrays['users'][row, :length] = cascade.users[start:]
+    arrays['gaps'][row, 1:length] = np.diff(times)
+    arrays['times'][row, :length] = times - times[0]
+    arrays['mask'][row, :length] = True
     if self.calendar:
-      arrays['calendar'] = np.zeros((m, n, len(CALENDAR_FIELDS)), np.int32)
+      arrays['calendar'][row, :length] = calendar_fields(
+          cascade.timestamps[start:])
     if self.parents:
-      arrays['parents'] = np.full((m, n), -1, np.int32)
-    for row, i in enumerate(members):
-      cascade = dataset.cascades[i]
-      length = int(self.lengths[i])
-      start = len(cascade) - length
-      times = np.asarray(cascade.times, np.float64)[start:]
-      arrays['users'][row, :length] = cascade.users[start:]
-      arrays['gaps'][row, 1:length] = np.diff(times)
-      arrays['times'][row, :length] = times - times[0]
-      arrays['mask'][row, :length] = True
-      if self.calendar:
-        arrays['calendar'][row, :length] = calendar_fields(
-            cascade.timestamps[start:])
-      if self.parents:
-        parents = np.asarray(cascade.parents, np.int64)[start:] - start
-        arrays['parents'][row, :length] = np.where(parents >= 0, parents, -1)
-    return arrays
+      parents = np.asarray(cascade.parents, np.int64)[start:] - start
+      arrays['parents'][row, :length] = np.where(parents >= 0, parents, -1)
 
   def num_batches(self) -> int:
     """Batches per pass (the same for every epoch)."""
@@ -296,22 +281,17 @@ class CascadeBatcher:
   def make_batch(self, bucket: int, members: np.ndarray) -> Batch:
     """The cascades `members` (data-set indices) padded to `bucket`'s shape."""
     n, rows = self.bucket_lengths[bucket], self.rows[bucket]
-    out = {}
-    for key, value in self._arrays[bucket].items():
-      fill = -1 if key in ('index', 'parents') else 0
-      out[key] = np.full((rows,) + (n,) * (key != 'index') + value.shape[2:],
-                         fill, value.dtype)
-    members = np.asarray(members)
-    source = self.bucket_of[members]
-    for b in np.unique(source):  # rows that come from (shorter) bucket b
-      pos = np.flatnonzero(source == b)
-      src = self._row_in_bucket[members[pos]]
-      width = self.bucket_lengths[b]
-      for key, value in self._arrays[b].items():
-        if key == 'index':
-          out[key][pos] = value[src]
-        else:
-          out[key][pos, :width] = value[src]
+    out = dict(users=np.zeros((rows, n), np.int32),
+               gaps=np.zeros((rows, n), np.float32),
+               times=np.zeros((rows, n), np.float32),
+               mask=np.zeros((rows, n), bool),
+               index=np.full((rows,), -1, np.int32))
+    if self.calendar:
+      out['calendar'] = np.zeros((rows, n, len(CALENDAR_FIELDS)), np.int32)
+    if self.parents:
+      out['parents'] = np.full((rows, n), -1, np.int32)
+    for row, i in enumerate(np.asarray(members)):
+      self._fill_row(out, row, int(i))
     return Batch(**out)
 
   def batches(self, seed: int | None = None, epoch: int = 0, start: int = 0
