@@ -118,6 +118,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.patience = 4              # epochs without a better valid criterion before stopping
   config.train.early_stopping = 'nll'    # criterion: 'nll' (Eq. 8 objective) | 'user_nll'
                                          #   (its user term) | 'mrr' (validation MRR)
+  config.train.softmax = 'exact'         # user term of the training loss: 'exact' | 'sampled'
+                                         #   (K popularity negatives, log-Q corrected;
+                                         #   evaluation is always exact)
+  config.train.num_negatives = 1024      # K of the sampled softmax
   config.train.checkpoint_every = 0      # also checkpoint every N steps (0: epoch ends only)
   config.train.censor_end = 0.0          # >0: every cascade is observed until this time
                                          #   after its first event, and the loss (and the
@@ -153,8 +157,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                         transition_prior=True, popularity_bias=True)
     config.train.learning_rate = 1e-3
     config.train.num_epochs = 30
-    config.train.patience = 3
-    config.train.early_stopping = 'user_nll'
+    config.train.patience = 2
+    config.train.early_stopping = 'mrr'  # the user NLL keeps improving by
+                                         #   learning popularity while ranking
+                                         #   gets worse
     config.batching.batch_size = 64
   if base == 'real':                     # a user's own file: set data.path
     config.data.name = ''

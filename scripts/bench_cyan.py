@@ -51,6 +51,7 @@ from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
 from cyan_rcbm.cyan import prior
+from cyan_rcbm.cyan import softmax
 from cyan_rcbm.cyan import train
 from cyan_rcbm.data import registry
 
@@ -70,6 +71,8 @@ _DATA = flags.DEFINE_string(
     'data', '', "A variant of configs/cyan.py to time with its own defaults "
     "(e.g. 'twitter'; the transition prior from its training split); empty: "
     'the 32-user synthetic setting above.')
+_SOFTMAX = flags.DEFINE_string('softmax', 'exact',
+                               "train.softmax: 'exact' or 'sampled'.")
 _FLOOR_BATCH = 2048  # events per softmax-floor step
 
 
@@ -77,7 +80,7 @@ def _config(variant: str) -> ml_collections.ConfigDict:
   if _DATA.value:
     return config_loading.load_config(
         f'configs/cyan.py:{_DATA.value}', model__variant=variant,
-        mesh_devices=_MESH_DEVICES.value)
+        mesh_devices=_MESH_DEVICES.value, train__softmax=_SOFTMAX.value)
   h = _HIDDEN.value
   overrides = dict(
       data__num_cascades=_CASCADES.value, data__split_fractions=(1.0, 0.0, 0.0),
@@ -105,7 +108,8 @@ def _bench(variant: str) -> dict:
   tx = train.create_optimizer(config.train)
   params, opt_state, stats = sharding.replicate(
       (params, tx.init(params), train._zero_stats()), mesh)  # pylint: disable=protected-access
-  step_fn = train.create_train_step(graphdef, config.train, mesh)
+  sampler = softmax.sampler_for(config.train, splits.train, config.seed)
+  step_fn = train.create_train_step(graphdef, config.train, mesh, sampler)
   step0 = sharding.replicate(np.int32(0), mesh)
   predictor = evaluate.ModelPredictor(graphdef, params)
 

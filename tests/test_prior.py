@@ -112,3 +112,39 @@ def test_train_step_keeps_the_counts_fixed_and_learns_the_weight():
   np.testing.assert_array_equal(new['prior_users'], before['prior_users'])
   np.testing.assert_array_equal(new['prior_counts'], before['prior_counts'])
   assert float(new['prior_weight']) != float(before['prior_weight'])
+
+
+@pytest.mark.parametrize('variant', ['cyan_cov', 'rmtpp'])
+def test_sampled_softmax_over_every_user_is_the_exact_softmax(variant):
+  """All U users as negatives with pi = 1: the sampled NLL is the exact one."""
+  rng = np.random.default_rng(3)
+  data = _dataset([rng.permutation(U)[:5] for _ in range(20)])
+  _, graphdef, params = _prior_model(variant, data)
+  params = dict(params, prior_weight=jnp.asarray(0.7))
+  users = np.stack([rng.permutation(U)[:6] for _ in range(3)]).astype(np.int32)
+  gaps = rng.exponential(1.0, (3, 6)).astype(np.float32)
+  mask = np.arange(6)[None] < np.array([6, 2, 4])[:, None]
+  net = nnx.merge(graphdef, params)
+  exact, _, target = model_lib.event_nll(
+      net(users, gaps, mask, leave_one_out=True), users, gaps, mask)
+  sampled, _, _ = net.sampled_user_nll(
+      users, gaps, mask, None, jnp.arange(U, dtype=jnp.int32),
+      jnp.zeros(U), leave_one_out=True)
+  np.testing.assert_allclose(np.where(target, sampled, 0.0), exact,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_sampler_draws_distinct_negatives_by_popularity():
+  from cyan_rcbm.cyan import softmax
+  rng = np.random.default_rng(4)
+  data = _dataset([rng.permutation(U)[:5] for _ in range(20)] + [[0, 1]] * 30)
+  config = cyan_configs.get_config('tiny')
+  config.train.update(softmax='sampled', num_negatives=3)
+  sampler = softmax.sampler_for(config.train, data, seed=0)
+  draws = np.stack([np.asarray(sampler.negatives(s)) for s in range(300)])
+  assert all(len(set(row)) == 3 for row in draws)
+  freq = np.bincount(draws.ravel(), minlength=U)
+  assert freq[0] > freq[6] and freq[1] > freq[5]   # 0 and 1 are popular
+  config.train.num_negatives = U
+  with pytest.raises(Exception, match='num_negatives'):
+    softmax.sampler_for(config.train, data, seed=0)

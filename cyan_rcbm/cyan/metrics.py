@@ -48,15 +48,22 @@ def next_targets(users_BxN: jax.Array, mask_BxN: jax.Array):
   return next_user, has_next
 
 
-def active_users(users_BxN: jax.Array, mask_BxN: jax.Array,
-                 num_users: int) -> jax.Array:
-  """bool [B, N, U]: user u is active at or before position k of its cascade."""
+def first_positions(users_BxN: jax.Array, mask_BxN: jax.Array,
+                    num_users: int) -> jax.Array:
+  """int32 [B, U]: position of each user's first event in its row (N: none)."""
   users_BxN = jnp.asarray(users_BxN)
   b, n = users_BxN.shape
   pos = jnp.where(jnp.asarray(mask_BxN, bool), jnp.arange(n, dtype=jnp.int32),
                   n)
   first_BxU = jnp.full((b, num_users), n, jnp.int32)
-  first_BxU = first_BxU.at[jnp.arange(b)[:, None], users_BxN].min(pos)
+  return first_BxU.at[jnp.arange(b)[:, None], users_BxN].min(pos)
+
+
+def active_users(users_BxN: jax.Array, mask_BxN: jax.Array,
+                 num_users: int) -> jax.Array:
+  """bool [B, N, U]: user u is active at or before position k of its cascade."""
+  n = jnp.shape(users_BxN)[1]
+  first_BxU = first_positions(users_BxN, mask_BxN, num_users)
   return first_BxU[:, None, :] <= jnp.arange(n, dtype=jnp.int32)[:, None]
 
 

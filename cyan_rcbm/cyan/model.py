@@ -350,29 +350,48 @@ class CyanRNN(nnx.Module):
 
   # -- forward --------------------------------------------------------------
 
+  def features(self, users_BxN, gaps_BxN, calendar_BxNxF=None,
+               return_alignments: bool = False):
+    """`(user_feat, time_feat, alpha)`: what the heads read at every position.
+
+    `user_feat = [x_k; T_k; s_k]` (`h_k` for RMTPP), `time_feat = [T_k; h_k
+    or s_k; x_k]` (`h_k`), alignments `[B, N, L]` if asked for.
+    """
+    x_BxNxX = self.inputs(users_BxN, gaps_BxN, calendar_BxNxF)
+    x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))  # both scans run batch-minor
+    h_NxBxH = self.encode(x_NxXxB)
+    h_BxNxH = jnp.swapaxes(h_NxBxH, 0, 1)
+    if self.variant == 'rmtpp':
+      return h_BxNxH, h_BxNxH, None
+    t_NxBxD, s_NxBxH, alpha_NxBxL = self.decode(x_NxXxB, h_NxBxH,
+                                                return_alignments)
+    t_BxNxD = jnp.swapaxes(t_NxBxD, 0, 1)
+    s_BxNxH = jnp.swapaxes(s_NxBxH, 0, 1)
+    feat = jnp.concatenate([x_BxNxX, t_BxNxD, s_BxNxH], axis=-1)
+    ctx = h_BxNxH if self.time_context == 'h' else s_BxNxH
+    time_feat = jnp.concatenate([t_BxNxD, ctx, x_BxNxX], axis=-1)
+    alpha = jnp.swapaxes(alpha_NxBxL, 0, 1) if return_alignments else None
+    return feat, time_feat, alpha
+
+  def time_head(self, time_feat) -> tuple[jax.Array, jax.Array]:
+    """`(b_k, w)` of Eq. 2."""
+    b = time_feat @ self.time_w_in[...] + self.time_b[...]
+    return b, jax.nn.softplus(self.time_w_raw[...])
+
+  def _output_layer(self):
+    """`(hidden_fn, Linear)`: the user head is `Linear(hidden_fn(feat))`."""
+    if isinstance(self.head, nnx.Sequential):
+      first, act, last = self.head.layers
+      return (lambda f: act(first(f))), last
+    return (lambda f: f), self.head
+
   def __call__(self, users_BxN: jax.Array, gaps_BxN: jax.Array,
                mask_BxN: jax.Array, calendar_BxNxF: jax.Array | None = None,
                *, return_alignments: bool = False,
                leave_one_out: bool = False) -> Outputs:
     """The outputs at every position (`leave_one_out`: see `prior`)."""
-    x_BxNxX = self.inputs(users_BxN, gaps_BxN, calendar_BxNxF)
-    x_NxXxB = jnp.transpose(x_BxNxX, (1, 2, 0))  # both scans run batch-minor
-    h_NxBxH = self.encode(x_NxXxB)
-    h_BxNxH = jnp.swapaxes(h_NxBxH, 0, 1)
-    alpha = None
-    if self.variant == 'rmtpp':
-      feat = h_BxNxH
-      time_feat = h_BxNxH
-    else:
-      t_NxBxD, s_NxBxH, alpha_NxBxL = self.decode(x_NxXxB, h_NxBxH,
-                                                  return_alignments)
-      t_BxNxD = jnp.swapaxes(t_NxBxD, 0, 1)
-      s_BxNxH = jnp.swapaxes(s_NxBxH, 0, 1)
-      feat = jnp.concatenate([x_BxNxX, t_BxNxD, s_BxNxH], axis=-1)
-      ctx = h_BxNxH if self.time_context == 'h' else s_BxNxH
-      time_feat = jnp.concatenate([t_BxNxD, ctx, x_BxNxX], axis=-1)
-      if return_alignments:
-        alpha = jnp.swapaxes(alpha_NxBxL, 0, 1)
+    feat, time_feat, alpha = self.features(users_BxN, gaps_BxN,
+                                           calendar_BxNxF, return_alignments)
     logits = self.head(feat)
     if self.transition_prior:
       recent, valid = prior_lib.recent_users(users_BxN, mask_BxN,
@@ -384,9 +403,50 @@ class CyanRNN(nnx.Module):
       active = metrics.active_users(users_BxN, mask_BxN, self.num_users)
       logits = jnp.where(active, _MASKED, logits)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    b = time_feat @ self.time_w_in[...] + self.time_b[...]
-    w = jax.nn.softplus(self.time_w_raw[...])
+    b, w = self.time_head(time_feat)
     return Outputs(log_probs, b, w, alpha)
+
+  def sampled_user_nll(self, users_BxN, gaps_BxN, mask_BxN, calendar_BxNxF,
+                       negatives_K: jax.Array, log_inclusion_U: jax.Array,
+                       leave_one_out: bool = True):
+    """Sampled-softmax user NLL and the time head (`train.softmax='sampled'`).
+
+    The softmax runs over each position's next user and `K` shared
+    negatives (distinct users) instead of all U; every candidate's logit
+    is corrected by `-log pi(u)`, its probability of being a candidate
+    (log-Q correction, so the objective's optimum matches the full
+    softmax's); negatives equal to the target or already active in the
+    cascade are dropped. Returns `(user_nll_BxN, b_BxN, w)`.
+    """
+    feat, time_feat, _ = self.features(users_BxN, gaps_BxN, calendar_BxNxF)
+    hidden, out = self._output_layer()
+    z = hidden(feat)
+    target, _ = metrics.next_targets(users_BxN, mask_BxN)
+    kernel, bias = out.kernel[...], out.bias[...]
+    logit_t = jnp.sum(z * kernel.T[target], -1) + bias[target]
+    logit_k = z @ kernel[:, negatives_K] + bias[negatives_K]
+    if self.transition_prior:
+      recent, valid = prior_lib.recent_users(users_BxN, mask_BxN,
+                                             self.prior_window)
+      fixed = jax.lax.stop_gradient
+      at_t, at_k = prior_lib.log_prior_at(
+          fixed(self.prior_users[...]), fixed(self.prior_counts[...]),
+          recent, valid, self.prior_decay, self.num_users, target,
+          negatives_K, leave_one_out)
+      logit_t = logit_t + self.prior_weight[...] * at_t
+      logit_k = logit_k + self.prior_weight[...] * at_k
+    logit_t = logit_t - log_inclusion_U[target]
+    logit_k = logit_k - log_inclusion_U[negatives_K]
+    drop = negatives_K == target[..., None]
+    if self.mask_active:
+      first = metrics.first_positions(users_BxN, mask_BxN, self.num_users)
+      n = users_BxN.shape[1]
+      drop |= (first[:, negatives_K][:, None, :] <=
+               jnp.arange(n, dtype=jnp.int32)[None, :, None])
+    logit_k = jnp.where(drop, _MASKED, logit_k)
+    norm = jnp.logaddexp(logit_t, jax.nn.logsumexp(logit_k, -1))
+    b, w = self.time_head(time_feat)
+    return norm - logit_t, b, w
 
 
 def event_nll(outputs: Outputs, users_BxN: jax.Array, gaps_BxN: jax.Array,
@@ -401,8 +461,11 @@ def event_nll(outputs: Outputs, users_BxN: jax.Array, gaps_BxN: jax.Array,
   next_users, target_BxN = metrics.next_targets(users_BxN, mask_BxN)
   next_gaps = jnp.concatenate(
       [gaps_BxN[:, 1:], jnp.zeros_like(gaps_BxN[:, :1])], axis=1)
-  user_ll = jnp.take_along_axis(outputs.log_probs, next_users[..., None],
-                                axis=-1)[..., 0]
+  if outputs.log_probs is None:  # a sampled-softmax user term elsewhere
+    user_ll = jnp.zeros(next_users.shape, outputs.b.dtype)
+  else:
+    user_ll = jnp.take_along_axis(outputs.log_probs, next_users[..., None],
+                                  axis=-1)[..., 0]
   time_ll = tpp.log_density(next_gaps, outputs.b, outputs.w)
   user_nll = jnp.where(target_BxN, -user_ll, 0.0)
   time_nll = jnp.where(target_BxN, -time_ll, 0.0)

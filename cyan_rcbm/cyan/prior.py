@@ -99,6 +99,27 @@ def recent_users(users_BxN: jax.Array, mask_BxN: jax.Array,
   return take(users), take(valid)
 
 
+def _entries(succ_users_UxM, succ_counts_UxM, recent_XxW, valid_XxW,
+             decay: float, leave_out_X):
+  """The weighted successor entries of each window: `(users, counts)` [X, W M].
+
+  Entry `(w, m)` is successor m of the user in slot w, with count
+  `decay^age C`; `leave_out_X` (optional) takes one off the newest event's
+  count of that user.
+  """
+  window = recent_XxW.shape[-1]
+  idx = succ_users_UxM.astype(jnp.int32)[recent_XxW]   # [..., W, M]
+  ages = jnp.arange(window - 1, -1, -1, dtype=jnp.float32)
+  weight = jnp.where(valid_XxW, decay ** ages, 0.0)    # [..., W]
+  vals = succ_counts_UxM[recent_XxW] * weight[..., None]
+  if leave_out_X is not None:
+    newest = idx[..., -1, :] == leave_out_X[..., None]
+    vals = vals.at[..., -1, :].add(
+        -jnp.where(newest & valid_XxW[..., -1:], 1.0, 0.0))
+  lead = recent_XxW.shape[:-1]
+  return idx.reshape(lead + (-1,)), vals.reshape(lead + (-1,))
+
+
 def log_prior(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
               recent_XxW: jax.Array, valid_XxW: jax.Array, decay: float,
               num_users: int, leave_out_X: jax.Array | None = None
@@ -114,22 +135,39 @@ def log_prior(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
     leave_out_X: optional next user of each row: its count after the newest
       event is reduced by one (leave-one-out on training cascades).
   """
-  lead = recent_XxW.shape[:-1]
-  window = recent_XxW.shape[-1]
-  succ_users = succ_users_UxM.astype(jnp.int32)
-  idx = succ_users[recent_XxW]                       # [..., W, M]
-  ages = jnp.arange(window - 1, -1, -1, dtype=jnp.float32)
-  weight = jnp.where(valid_XxW, decay ** ages, 0.0)  # [..., W]
-  vals = succ_counts_UxM[recent_XxW] * weight[..., None]
-  if leave_out_X is not None:
-    newest = idx[..., -1, :] == leave_out_X[..., None]
-    vals = vals.at[..., -1, :].add(
-        -jnp.where(newest & valid_XxW[..., -1:], 1.0, 0.0))
+  idx, vals = _entries(succ_users_UxM, succ_counts_UxM, recent_XxW,
+                       valid_XxW, decay, leave_out_X)
+  lead = idx.shape[:-1]
   rows = int(np.prod(lead)) if lead else 1
-  flat_idx = idx.reshape(rows, -1)
   acc = jnp.zeros((rows, num_users), vals.dtype).at[
-      jnp.arange(rows)[:, None], flat_idx].add(vals.reshape(rows, -1))
+      jnp.arange(rows)[:, None], idx.reshape(rows, -1)].add(
+          vals.reshape(rows, -1))
   return jnp.log1p(jnp.maximum(acc, 0.0)).reshape(lead + (num_users,))
+
+
+def log_prior_at(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
+                 recent_XxW: jax.Array, valid_XxW: jax.Array, decay: float,
+                 num_users: int, targets_X: jax.Array,
+                 candidates_K: jax.Array, leave_one_out: bool
+                 ) -> tuple[jax.Array, jax.Array]:
+  """`log_prior` at each row's target [X] and at shared candidates [X, K].
+
+  The sampled-softmax form: never builds the [X, U] accumulator. The
+  candidates must be distinct users.
+  """
+  idx, vals = _entries(succ_users_UxM, succ_counts_UxM, recent_XxW,
+                       valid_XxW, decay, targets_X if leave_one_out else None)
+  at_target = jnp.sum(jnp.where(idx == targets_X[..., None], vals, 0.0), -1)
+  k = candidates_K.shape[0]
+  slot_of = jnp.full((num_users,), k, jnp.int32).at[candidates_K].set(
+      jnp.arange(k, dtype=jnp.int32))
+  lead = idx.shape[:-1]
+  rows = int(np.prod(lead)) if lead else 1
+  acc = jnp.zeros((rows, k + 1), vals.dtype).at[
+      jnp.arange(rows)[:, None], slot_of[idx].reshape(rows, -1)].add(
+          vals.reshape(rows, -1))[:, :k]
+  clip = lambda a: jnp.log1p(jnp.maximum(a, 0.0))
+  return clip(at_target), clip(acc).reshape(lead + (k,))
 
 
 def install(params: dict, model_config, train: types.CascadeDataset,

@@ -72,6 +72,7 @@ from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import model as model_lib
 from cyan_rcbm.cyan import parallel
 from cyan_rcbm.cyan import prior as prior_lib
+from cyan_rcbm.cyan import softmax as softmax_lib
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import registry
 from cyan_rcbm.data import splits as splits_lib
@@ -130,12 +131,25 @@ def _time_init(train: batching.CascadeBatcher) -> tuple[float, float]:
   return -math.log(mean), 1.0 / (largest if largest > 0 else 1.0)
 
 
-def _loss(params, graphdef, inputs, censor_end: float = 0.0):
-  """Eq. 8 per next event, plus the censored last gaps if `censor_end > 0`."""
+def _loss(params, graphdef, inputs, censor_end: float = 0.0,
+          sampler: softmax_lib.Sampler | None = None, step=None):
+  """Eq. 8 per next event, plus the censored last gaps if `censor_end > 0`.
+
+  With a `sampler` the user term is the sampled softmax over the next user
+  and the step's negatives (`train.softmax='sampled'`).
+  """
   users, gaps, mask, calendar = inputs
   model = nnx.merge(graphdef, params)
-  out = model(users, gaps, mask, calendar, leave_one_out=True)
-  user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
+  if sampler is None:
+    out = model(users, gaps, mask, calendar, leave_one_out=True)
+    user_nll, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
+  else:
+    user_nll, b, w = model.sampled_user_nll(
+        users, gaps, mask, calendar, sampler.negatives(step),
+        sampler.log_inclusion)
+    out = model_lib.Outputs(None, b, w, None)
+    _, time_nll, target = model_lib.event_nll(out, users, gaps, mask)
+    user_nll = jnp.where(target, user_nll, 0.0)
   count = jnp.sum(target)
   user_sum, time_sum = jnp.sum(user_nll), jnp.sum(time_nll)
   if censor_end > 0:
@@ -146,12 +160,12 @@ def _loss(params, graphdef, inputs, censor_end: float = 0.0):
   return loss, (user_sum, time_sum, censored_sum, count)
 
 
-def _train_step(graphdef, tx, censor_end, params, opt_state, stats, inputs,
-                step):
+def _train_step(graphdef, tx, censor_end, sampler, params, opt_state, stats,
+                inputs, step):
   """One Adam step; skips the update (and all later ones) on a non-finite loss."""
   grad_fn = jax.value_and_grad(_loss, has_aux=True)
   (loss, (user_sum, time_sum, censored_sum, count)), grads = grad_fn(
-      params, graphdef, inputs, censor_end)
+      params, graphdef, inputs, censor_end, sampler, step)
   finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
   ok = finite & (stats['first_bad'] < 0)
   updates, new_opt_state = tx.update(grads, opt_state, params)
@@ -184,7 +198,8 @@ def create_optimizer(train_config) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=None)
 def _jitted_train_step(graphdef, learning_rate: float, grad_clip: float,
-                       mesh: Mesh | None, censor_end: float = 0.0):
+                       mesh: Mesh | None, censor_end: float = 0.0,
+                       sampler: softmax_lib.Sampler | None = None):
   tx = optax.chain(optax.clip_by_global_norm(grad_clip),
                    optax.adam(learning_rate))
   shardings = {}
@@ -192,22 +207,25 @@ def _jitted_train_step(graphdef, learning_rate: float, grad_clip: float,
     rep, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
     shardings = dict(in_shardings=(rep, rep, rep, data, rep),
                      out_shardings=rep)
-  return jax.jit(functools.partial(_train_step, graphdef, tx, censor_end),
+  return jax.jit(functools.partial(_train_step, graphdef, tx, censor_end,
+                                   sampler),
                  donate_argnums=(0, 1, 2), **shardings)
 
 
-def create_train_step(graphdef, train_config, mesh: Mesh | None = None):
+def create_train_step(graphdef, train_config, mesh: Mesh | None = None,
+                      sampler: softmax_lib.Sampler | None = None):
   """The jitted train step `(params, opt_state, stats, inputs, step) -> ...`.
 
   Plain `jax.jit` over pure pytrees (params as a pure dict); params, optimizer
   state and stats are donated. With a mesh, `inputs` are split over it on
   the batch axis and everything else is replicated (the gradient's
   all-reduce is XLA's). Cached per (graphdef, learning rate, clip, mesh,
-  censor_end), so runs in one process share compiled code.
+  censor_end, sampler), so runs in one process share compiled code.
+  `sampler`: the negatives of `train.softmax='sampled'` (`softmax.Sampler`).
   """
   return _jitted_train_step(graphdef, float(train_config.learning_rate),
                             float(train_config.grad_clip), mesh,
-                            censoring.censor_end_of(train_config))
+                            censoring.censor_end_of(train_config), sampler)
 
 
 def _check_mesh(config, mesh: Mesh | None) -> None:
@@ -320,7 +338,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     writer.truncate_after(0)
 
   state = sharding.replicate(state, mesh)
-  train_step = create_train_step(graphdef, config.train, mesh)
+  sampler = softmax_lib.sampler_for(config.train, splits.train, config.seed)
+  train_step = create_train_step(graphdef, config.train, mesh, sampler)
   params, opt_state = state['params'], state['opt_state']
   best_params = state['best_params']
   step = int(meta['step'])

@@ -42,19 +42,16 @@ TIMING_FILE = 'reproduce_timing.json'
 # docs/reproduction.md for the measured wall time).
 FULL_BUDGET = {
     **{d: dict(num_epochs=12, patience=3) for d in SYNTHETIC},
-    'twitter': dict(num_epochs=8, patience=2),
+    'twitter': dict(num_epochs=3, patience=1),
     'android': dict(num_epochs=20, patience=3),
     'christianity': dict(num_epochs=20, patience=3),
     'topolstm_twitter': dict(num_epochs=20, patience=3),
 }
-# Real sets: the paper's lr 1e-4 (tuned on 536,240 Weibo sequences) hardly
-# moves the validation NLL of our small real sets within this budget (2
-# epochs of CYAN-RNN(cov): android 18.449 -> 18.432, christianity 18.022 ->
-# 18.009, topolstm_twitter 14.543 -> 14.536), so they use 1e-3 like the
-# synthetic sets. twitter keeps the last 200 events of each cascade (MS-HGAT
-# feeds at most 200 events, the first ones), which cuts the padded length of
-# its longest training cascades from 2,368 to 200.
-REAL_LEARNING_RATE = 1e-3
+# Real sets run with configs/cyan.py's real-data defaults (transition prior,
+# width 64, lr 1e-3, early stopping on the validation MRR). twitter
+# keeps the last 200 events of each cascade (MS-HGAT feeds at most 200
+# events), which cuts the padded length of its longest training cascades
+# from 2,368 to 200.
 TWITTER_MAX_EVENTS = 200
 QUICK_DATASETS = ('synthetic_cp_exp', 'cyanrnn_random_exp', 'christianity')
 TINY_DATASETS = ('synthetic_cp_exp', 'cyanrnn_random_exp')
@@ -104,8 +101,6 @@ def run_config(dataset: str, mode: str, variant: str = 'cyan_cov',
   config.seed = seed
   if dataset in CHRONOLOGICAL:
     config.data.split = 'chronological'
-  if dataset in REAL:
-    config.train.learning_rate = REAL_LEARNING_RATE
   if dataset == 'twitter':
     config.data.max_events = TWITTER_MAX_EVENTS
   if mode == 'full':
