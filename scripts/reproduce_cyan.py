@@ -7,6 +7,9 @@ What runs, the protocol and what is written: `cyan_rcbm.experiments.reproduce_cy
         --results_dir=docs/cyan_results --notes=docs/cyan_results/notes.md
     # a subset of data sets, data and epochs (minutes):
     python scripts/reproduce_cyan.py --out_dir=runs/quick --quick
+    # your own files (and baselines), with the real-data defaults:
+    python scripts/reproduce_cyan.py --out_dir=runs/mine \
+        --files=mine=my_cascades.jsonl:jsonl:my_edges.txt
     # the test-suite version (2 data sets, tiny models, a few steps):
     python scripts/reproduce_cyan.py --out_dir=/tmp/tiny --tiny
 
@@ -23,6 +26,7 @@ import jax
 
 from cyan_rcbm import errors
 from cyan_rcbm.experiments import reproduce_cyan
+from cyan_rcbm.experiments.cyan import plan as plan_lib
 
 _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Run folders go here.')
 _RESULTS_DIR = flags.DEFINE_string(
@@ -36,6 +40,11 @@ _MODELS = flags.DEFINE_list(
     'models', None, f'Models (default: all {reproduce_cyan.MODELS}).')
 _SEEDS = flags.DEFINE_integer('seeds', None, 'Seeds of the neural models '
                               '(default: 3 full, 1 quick/tiny).')
+_FILES = flags.DEFINE_list(
+    'files', [], 'Your own cascade files, each name=path:format[:graph] '
+    '(format: jsonl, cyanrnn, forest or topolstm); each runs as a data set '
+    'with the real-data defaults of configs/cyan.py:real and is included in '
+    'the default data sets.')
 _NOTES = flags.DEFINE_string('notes', None, 'Markdown appended to results.md '
                              '(discussion of the numbers).')
 
@@ -49,8 +58,10 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError('--quick and --tiny are exclusive.')
   mode = 'tiny' if _TINY.value else 'quick' if _QUICK.value else 'full'
   try:
+    own = [plan_lib.add_file(spec) for spec in _FILES.value]
+    datasets = _DATASETS.value or (own or None)
     plan = reproduce_cyan.make_plan(
-        _OUT_DIR.value, mode, datasets=_DATASETS.value, models=_MODELS.value,
+        _OUT_DIR.value, mode, datasets=datasets, models=_MODELS.value,
         seeds=_SEEDS.value, results_dir=_RESULTS_DIR.value,
         notes=_NOTES.value)
   except errors.InputError as e:

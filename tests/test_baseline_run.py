@@ -50,3 +50,18 @@ def test_baseline_runs_on_a_user_file_from_the_cli(user_files, tmp_path, name):
     assert scores['hits@10'] >= scores['acc@1']
   else:
     assert scores['rmse'] > 0 and scores['mrr'] is None
+
+
+def test_reproduce_script_runs_baselines_on_a_user_file(user_files, tmp_path):
+  spec = f'mine={user_files / "mine.jsonl"}:jsonl:{user_files / "graph.txt"}'
+  result = subprocess.run(
+      [sys.executable, 'scripts/reproduce_cyan.py', f'--out_dir={tmp_path}',
+       f'--files={spec}', '--models=popularity,mc1,ct_bern,poisson'],
+      cwd=_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(tmp_path / 'results.json') as f:
+    rows = json.load(f)
+  rows = rows['rows'] if isinstance(rows, dict) else rows
+  got = {r['model']: r for r in rows if r['dataset'] == 'mine'}
+  assert set(got) == {'popularity', 'mc1', 'ct_bern', 'poisson'}
+  assert 0 < got['mc1']['mrr'] <= 1 and got['poisson']['rmse'] > 0

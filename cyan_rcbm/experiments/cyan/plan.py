@@ -53,6 +53,9 @@ FULL_BUDGET = {
 # events), which cuts the padded length of its longest training cascades
 # from 2,368 to 200.
 TWITTER_MAX_EVENTS = 200
+# A user's own cascade files, by the name they run under (`add_file`):
+# name -> (path, format, graph path or '').
+USER_FILES: dict[str, tuple[str, str, str]] = {}
 QUICK_DATASETS = ('synthetic_cp_exp', 'cyanrnn_random_exp', 'christianity')
 TINY_DATASETS = ('synthetic_cp_exp', 'cyanrnn_random_exp')
 
@@ -69,6 +72,25 @@ class Plan:
   notes: str | None = None
 
 
+def add_file(spec: str) -> str:
+  """Registers `name=path:format[:graph]`, a user's file; returns the name."""
+  name, _, rest = spec.partition('=')
+  parts = rest.split(':')
+  if not name or name in DATASETS or len(parts) not in (2, 3) or not all(
+      parts[:2]):
+    raise errors.ConfigError(
+        f'--files entry {spec!r}: expected name=path:format[:graph] with a '
+        f'name that is not a built-in set ({", ".join(DATASETS)}).')
+  path, fmt = parts[:2]
+  graph = parts[2] if len(parts) == 3 else ''
+  for what in (path, graph):
+    if what and not os.path.exists(what):
+      raise errors.ConfigError(f'--files entry {spec!r}: {what} does not '
+                               'exist.')
+  USER_FILES[name] = (path, fmt, graph)
+  return name
+
+
 def make_plan(out_dir: str, mode: str = 'full', *,
               datasets: Sequence[str] | None = None,
               models: Sequence[str] | None = None, seeds: int | None = None,
@@ -81,7 +103,8 @@ def make_plan(out_dir: str, mode: str = 'full', *,
              'tiny': TINY_DATASETS}[mode]
   datasets = tuple(datasets or default)
   models = tuple(models or MODELS)
-  for name, chosen, valid in (('data set', datasets, DATASETS),
+  for name, chosen, valid in (('data set', datasets,
+                                DATASETS + tuple(USER_FILES)),
                               ('model', models, MODELS)):
     unknown = [c for c in chosen if c not in valid]
     if unknown:
@@ -96,7 +119,13 @@ def make_plan(out_dir: str, mode: str = 'full', *,
 def run_config(dataset: str, mode: str, variant: str = 'cyan_cov',
                seed: int = 0):
   """The `configs/cyan.py` config of one run in `mode`."""
-  config = config_loading.load_config(f'configs/cyan.py:{dataset}')
+  if dataset in USER_FILES:  # the real-data defaults on the user's file
+    path, fmt, graph = USER_FILES[dataset]
+    config = config_loading.load_config(
+        'configs/cyan.py:real', data__path=path, data__format=fmt,
+        data__graph=graph)
+  else:
+    config = config_loading.load_config(f'configs/cyan.py:{dataset}')
   config.model.variant = variant
   config.seed = seed
   if dataset in CHRONOLOGICAL:
@@ -104,7 +133,7 @@ def run_config(dataset: str, mode: str, variant: str = 'cyan_cov',
   if dataset == 'twitter':
     config.data.max_events = TWITTER_MAX_EVENTS
   if mode == 'full':
-    config.train.update(FULL_BUDGET[dataset])
+    config.train.update(FULL_BUDGET.get(dataset, {}))
   elif mode == 'quick':
     if dataset in GENERATED:
       config.data.num_cascades = 2000
