@@ -154,7 +154,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif base in _REAL + _SCALE + ('real',):  # real-data defaults
     config.model.update(embed_dim=64, encoder_hidden=64, decoder_hidden=64,
                         attention_size=32, dependence_length=200,
-                        transition_prior=True, popularity_bias=True)
+                        transition_prior=True)
     config.train.learning_rate = 1e-3
     config.train.num_epochs = 30
     config.train.patience = 2
