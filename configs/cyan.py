@@ -28,7 +28,8 @@ import ml_collections
 _SYNTHETIC = ('synthetic_cp_exp', 'synthetic_cp_ray', 'synthetic_random_exp',
               'synthetic_random_ray', 'cyanrnn_cp_exp', 'cyanrnn_random_exp')
 _REAL = ('twitter', 'android', 'christianity', 'topolstm_twitter')
-_SCALE = ('synthetic_weibo',)  # 596,088 cascades, 2,964 users, lengths <= 1,000
+_SCALE = ('synthetic_weibo',   # 596,088 cascades, 2,964 users, lengths <= 1,000
+          'synthetic_large')   # 20,000 cascades, 12,000 users, lengths <= 2,000
 VARIANTS = (('tiny', 'real', 'real_paper') + _SYNTHETIC + _SCALE + _REAL +
             tuple(f'{name}_paper' for name in _REAL))
 

@@ -112,6 +112,12 @@ BUILTIN: dict[str, Builtin] = {
         natural_split='random', synthetic=('weibo', 'exp'),
         note='generated at the paper\'s Weibo scale (596,088 cascades, '
         '2,964 users, lengths up to 1,000; cyan_rcbm/data/weibo_scale.py)'),
+    'synthetic_large': Builtin(
+        files={}, format='jsonl', graph=None, time_unit='units',
+        natural_split='random', synthetic=('large', 'exp'),
+        note='generated like synthetic_weibo with 12,000 users and lengths '
+        'up to 2,000 (20,000 cascades by default): a large-vocabulary '
+        'benchmark set'),
 }
 
 
@@ -214,8 +220,8 @@ def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin
   """Generates (or loads from the cache) a synthetic set (SPEC A2)."""
   from cyan_rcbm.data import synthetic  # pylint: disable=g-import-not-at-top
   network, delay = builtin.synthetic
-  if network == 'weibo':
-    return _weibo_scale_dataset(s)
+  if network in weibo_scale_sizes():
+    return _weibo_scale_dataset(s, network)
   num = s['num_cascades'] or 20000
   seed = int(s['split_seed'])
   version = getattr(synthetic, 'GENERATOR_VERSION', 0)
@@ -243,12 +249,22 @@ def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin
                     'folder to regenerate it', path=out_dir) from None
 
 
-def _weibo_scale_dataset(s: Mapping[str, Any]) -> CascadeDataset:
-  """Generates (or loads from the cache) the Weibo-scale set."""
+def weibo_scale_sizes() -> dict[str, dict[str, int]]:
+  """Generated sets of `cyan_rcbm.data.weibo_scale`: their default sizes."""
+  return {'weibo': dict(num_cascades=596_088, num_users=2_964,
+                        max_length=1_000),
+          'large': dict(num_cascades=20_000, num_users=12_000,
+                        max_length=2_000)}
+
+
+def _weibo_scale_dataset(s: Mapping[str, Any], kind: str) -> CascadeDataset:
+  """Generates (or loads from the cache) a `weibo_scale` set."""
   from cyan_rcbm.data import weibo_scale  # pylint: disable=g-import-not-at-top
-  num = s['num_cascades'] or weibo_scale.NUM_CASCADES
+  sizes = dict(weibo_scale_sizes()[kind])
+  num = s['num_cascades'] or sizes.pop('num_cascades')
+  sizes.pop('num_cascades', None)
   seed = int(s['split_seed'])
-  path = os.path.join(cache_dir(), f'weibo-scale-n{num}-seed{seed}-v'
+  path = os.path.join(cache_dir(), f'{kind}-scale-n{num}-seed{seed}-v'
                       f'{weibo_scale.GENERATOR_VERSION}.npz')
   if not os.path.exists(path):
     _log('generating the Weibo-scale set (%d cascades; cached in %s)', num,
@@ -257,7 +273,7 @@ def _weibo_scale_dataset(s: Mapping[str, Any]) -> CascadeDataset:
     fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix='.tmp-', suffix='.npz')
     os.close(fd)
     try:
-      weibo_scale.save(weibo_scale.generate(num, seed=seed), tmp)
+      weibo_scale.save(weibo_scale.generate(num, seed=seed, **sizes), tmp)
       os.replace(tmp, path)
     finally:
       if os.path.exists(tmp):
