@@ -133,12 +133,10 @@ def heads(model, state: dict[str, jax.Array]) -> NextEvent:
     feat = jnp.concatenate([state['x'], state['t'], state['s']], axis=-1)
     ctx = state['h'] if model.time_context == 'h' else state['s']
     time_feat = jnp.concatenate([state['t'], ctx, state['x']], axis=-1)
-  b = time_feat @ model.time_w_in[...] + model.time_b[...]
   logits = model.head(feat)
   if model.transition_prior:
     logits = logits + model.user_prior(state['recent'], state['recent_valid'])
-  return NextEvent(logits, b,
-                   jax.nn.softplus(model.time_w_raw[...]))
+  return NextEvent(logits, *model.time_head(time_feat))
 
 
 def read_prefix(model, users_RxP, gaps_RxP, mask_RxP, calendar_RxPxF,
