@@ -16,12 +16,15 @@ from cyan_rcbm.data import types
 U = 7
 
 
-def _dataset(rows):
+EDGES = np.array([[0, 3], [0, 5], [1, 2], [2, 6], [4, 0], [6, 1]], np.int32)
+
+
+def _dataset(rows, edges=EDGES):
   cascades = [types.Cascade(id=str(i), users=np.asarray(r, np.int32),
                             times=np.arange(len(r), dtype=np.float64))
               for i, r in enumerate(rows)]
   return types.CascadeDataset(cascades=cascades,
-                              vocab=[str(u) for u in range(U)])
+                              vocab=[str(u) for u in range(U)], edges=edges)
 
 
 def test_successor_table_keeps_the_most_frequent_successors():
@@ -32,6 +35,13 @@ def test_successor_table_keeps_the_most_frequent_successors():
   np.testing.assert_array_equal(users[1], [2, 3])   # 1->2 twice, 1->3 once
   np.testing.assert_array_equal(counts[1], [2, 1])
   np.testing.assert_array_equal(counts[6], [0, 0])  # no successor
+
+
+def test_graph_table_lists_out_neighbours_most_active_first():
+  share = np.log(np.array([1, 2, 3, 9, 1, 8, 1], float) / 25)
+  users, counts = prior.graph_table(EDGES, share, U, top_m=1)
+  assert users[0, 0] == 3 and counts[0, 0] == 1   # 0 -> 3 (share 9) over 5
+  assert users[4, 0] == 0 and counts[3, 0] == 0   # 3 has no out-edge
 
 
 def _reference(users_UxM, counts_UxM, seq, k, window, decay, leave_out=None):
@@ -94,6 +104,7 @@ def test_event_by_event_prior_equals_full_pass(variant):
   np.testing.assert_allclose(full.log_probs[rows, lengths - 1], want,
                              rtol=1e-4, atol=1e-4)
   assert float(jnp.abs(params['prior_counts']).sum()) > 0
+  assert float(jnp.abs(params['prior_graph_counts']).sum()) > 0
 
 
 def test_train_step_keeps_the_counts_fixed_and_learns_the_weight():
@@ -111,7 +122,8 @@ def test_train_step_keeps_the_counts_fixed_and_learns_the_weight():
                    np.int32(0))
   np.testing.assert_array_equal(new['prior_users'], before['prior_users'])
   np.testing.assert_array_equal(new['prior_counts'], before['prior_counts'])
-  assert float(new['prior_weight']) != float(before['prior_weight'])
+  assert np.all(np.asarray(new['prior_weights']) !=
+                np.asarray(before['prior_weights']))
 
 
 @pytest.mark.parametrize('variant', ['cyan_cov', 'rmtpp'])
@@ -120,7 +132,7 @@ def test_sampled_softmax_over_every_user_is_the_exact_softmax(variant):
   rng = np.random.default_rng(3)
   data = _dataset([rng.permutation(U)[:5] for _ in range(20)])
   _, graphdef, params = _prior_model(variant, data)
-  params = dict(params, prior_weight=jnp.asarray(0.7))
+  params = dict(params, prior_weights=jnp.asarray([0.7, 0.5, 0.3]))
   users = np.stack([rng.permutation(U)[:6] for _ in range(3)]).astype(np.int32)
   gaps = rng.exponential(1.0, (3, 6)).astype(np.float32)
   mask = np.arange(6)[None] < np.array([6, 2, 4])[:, None]

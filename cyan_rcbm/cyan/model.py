@@ -164,10 +164,13 @@ class CyanRNN(nnx.Module):
           nnx.Linear(head_hidden, num_users, kernel_init=out_init, rngs=rngs))
     else:
       self.head = nnx.Linear(feat, num_users, kernel_init=out_init, rngs=rngs)
-    if transition_prior:  # fixed counts, filled by prior.install
-      self.prior_users = nnx.Param(jnp.zeros((num_users, prior_top_m)))
-      self.prior_counts = nnx.Param(jnp.zeros((num_users, prior_top_m)))
-      self.prior_weight = nnx.Param(jnp.ones(()))
+    if transition_prior:  # fixed statistics, filled by prior.install
+      table = lambda: nnx.Param(jnp.zeros((num_users, prior_top_m)))
+      self.prior_users, self.prior_counts = table(), table()
+      self.prior_graph_users, self.prior_graph_counts = table(), table()
+      self.prior_log_share = nnx.Param(jnp.zeros((num_users,)))
+      # learned weights of the three features: transitions, graph, popularity
+      self.prior_weights = nnx.Param(jnp.asarray([1.0, 1.0, 0.0]))
     # Time head (Eq. 2): b_k = w_T.T_k + w_h.h_k + w_x.x_k + b.
     time_in = (d + h + x_dim) if attend else h
     self.time_w_in = nnx.Param(jnp.zeros((time_in,)))
@@ -340,13 +343,41 @@ class CyanRNN(nnx.Module):
     return (jnp.swapaxes(t_NxDxB, 1, 2), jnp.swapaxes(s_NxHxB, 1, 2),
             alpha_NxBxL)
 
+  def _prior_tables(self):
+    """The fixed (users, counts) tables of the transition and graph features."""
+    fixed = jax.lax.stop_gradient
+    return ((fixed(self.prior_users[...]), fixed(self.prior_counts[...])),
+            (fixed(self.prior_graph_users[...]),
+             fixed(self.prior_graph_counts[...])))
+
   def user_prior(self, recent_XxW: jax.Array, valid_XxW: jax.Array,
                  leave_out_X: jax.Array | None = None) -> jax.Array:
-    """`w_prior log(1 + A)` [..., U] of the transition prior (`prior`)."""
-    fixed = jax.lax.stop_gradient
-    return self.prior_weight[...] * prior_lib.log_prior(
-        fixed(self.prior_users[...]), fixed(self.prior_counts[...]),
-        recent_XxW, valid_XxW, self.prior_decay, self.num_users, leave_out_X)
+    """The transition prior's logits [..., U] (`cyan_rcbm.cyan.prior`).
+
+    `w_t log(1 + A) + w_g log(1 + G) + w_p log q`: decayed training
+    successor counts, graph out-neighbours of the recent users, popularity.
+    """
+    (su, sc), (gu, gc) = self._prior_tables()
+    w = self.prior_weights[...]
+    trans = prior_lib.log_prior(su, sc, recent_XxW, valid_XxW,
+                                self.prior_decay, self.num_users, leave_out_X)
+    graph = prior_lib.log_prior(gu, gc, recent_XxW, valid_XxW,
+                                self.prior_decay, self.num_users)
+    share = jax.lax.stop_gradient(self.prior_log_share[...])
+    return w[0] * trans + w[1] * graph + w[2] * share
+
+  def user_prior_at(self, recent_XxW, valid_XxW, targets_X, candidates_K,
+                    leave_one_out: bool):
+    """`user_prior` at each row's target [X] and at shared candidates [X, K]."""
+    (su, sc), (gu, gc) = self._prior_tables()
+    w = self.prior_weights[...]
+    args = (recent_XxW, valid_XxW, self.prior_decay, self.num_users,
+            targets_X, candidates_K)
+    trans_t, trans_k = prior_lib.log_prior_at(su, sc, *args, leave_one_out)
+    graph_t, graph_k = prior_lib.log_prior_at(gu, gc, *args, False)
+    share = jax.lax.stop_gradient(self.prior_log_share[...])
+    return (w[0] * trans_t + w[1] * graph_t + w[2] * share[targets_X],
+            w[0] * trans_k + w[1] * graph_k + w[2] * share[candidates_K])
 
   # -- forward --------------------------------------------------------------
 
@@ -428,13 +459,9 @@ class CyanRNN(nnx.Module):
     if self.transition_prior:
       recent, valid = prior_lib.recent_users(users_BxN, mask_BxN,
                                              self.prior_window)
-      fixed = jax.lax.stop_gradient
-      at_t, at_k = prior_lib.log_prior_at(
-          fixed(self.prior_users[...]), fixed(self.prior_counts[...]),
-          recent, valid, self.prior_decay, self.num_users, target,
-          negatives_K, leave_one_out)
-      logit_t = logit_t + self.prior_weight[...] * at_t
-      logit_k = logit_k + self.prior_weight[...] * at_k
+      at_t, at_k = self.user_prior_at(recent, valid, target, negatives_K,
+                                      leave_one_out)
+      logit_t, logit_k = logit_t + at_t, logit_k + at_k
     logit_t = logit_t - log_inclusion_U[target]
     logit_k = logit_k - log_inclusion_U[negatives_K]
     drop = negatives_K == target[..., None]

@@ -5,11 +5,11 @@ every variant get a term read from the training set's first-order
 transition counts `C[v, u]` (how often `u` directly follows `v` in a
 training cascade, the counts of MC-1):
 
-    logits_k[u] += w_prior * log(1 + A_k[u]),
+    logits_k[u] += w_t * log(1 + A_k[u]),
     A_k[u] = sum_{j = k-W+1..k} decay^(k-j) C[u_j, u]
 
 over the last `W = model.prior_window` events of the cascade, with a
-learned weight `w_prior` (initial 1). Each user keeps only its
+learned weight `w_t` (initial 1). Each user keeps only its
 `model.prior_top_m` most frequent successors. The network then learns what
 the counts cannot say (rare users, long-range influence, timing) instead of
 memorising a U x U table through a low-rank output layer.
@@ -23,6 +23,14 @@ The counts are fixed statistics stored with the parameters (`prior_users`,
 `prior_counts`, [U, M] float32; users as exact small integers) so that
 checkpoints and saved models carry them; the model reads them through
 `stop_gradient`, so their Adam updates are exactly 0.
+
+Two more features of the same form, each with its own learned weight: the
+graph (when the data has one): `log(1 + G_k[u])`, `G_k` the decayed count
+of recent events whose user has an edge to `u` (the first `prior_top_m`
+out-neighbours of each user, most active first), weight initial 1; and
+popularity: the log share `log q(u)` of training activations, weight
+initial 0 (so an untrained model ranks by the counts; one scalar learns
+how much popularity adds).
 
 `popularity_bias` (also an extension) initialises the output bias with the
 log share of training activations of each user.
@@ -73,6 +81,29 @@ def successor_table(train: types.CascadeDataset, num_users: int,
   users_UxM[rows[keep], rank[keep]] = cols[keep]
   counts_UxM[rows[keep], rank[keep]] = counts[keep]
   return users_UxM, counts_UxM
+
+
+def graph_table(edges: np.ndarray, log_share: np.ndarray, num_users: int,
+                top_m: int) -> tuple[np.ndarray, np.ndarray]:
+  """Each user's `top_m` graph out-neighbours (most active first), count 1.
+
+  An edge `(src, dst)` says dst can be influenced by src, so an active src
+  raises the score of dst. Returns the `successor_table` layout.
+  """
+  if num_users >= MAX_USERS:
+    raise errors.ConfigError(
+        f'model.transition_prior supports fewer than {MAX_USERS} users; the '
+        f'data has {num_users}.')
+  src, dst = np.asarray(edges, np.int64).T
+  order = np.lexsort((dst, -log_share[dst], src))
+  src, dst = src[order], dst[order]
+  rank = np.arange(src.size) - np.searchsorted(src, src, side='left')
+  keep = rank < top_m
+  users = np.zeros((num_users, top_m), np.int32)
+  counts = np.zeros((num_users, top_m), np.float32)
+  users[src[keep], rank[keep]] = dst[keep]
+  counts[src[keep], rank[keep]] = 1.0
+  return users, counts
 
 
 def popularity_log_share(train: types.CascadeDataset,
@@ -179,9 +210,16 @@ def install(params: dict, model_config, train: types.CascadeDataset,
   """
   params = dict(params)
   if model_config.get('transition_prior', False):
-    users, counts = successor_table(train, num_users, model_config.prior_top_m)
+    top_m = model_config.prior_top_m
+    users, counts = successor_table(train, num_users, top_m)
     params['prior_users'] = jnp.asarray(users, jnp.float32)
     params['prior_counts'] = jnp.asarray(counts)
+    share = popularity_log_share(train, num_users)
+    params['prior_log_share'] = jnp.asarray(share)
+    if train.edges is not None and len(train.edges):
+      users, counts = graph_table(train.edges, share, num_users, top_m)
+      params['prior_graph_users'] = jnp.asarray(users, jnp.float32)
+      params['prior_graph_counts'] = jnp.asarray(counts)
   if model_config.get('popularity_bias', False):
     head = dict(params['head'])
     if 'layers' in head:  # nnx.Sequential: Linear, tanh, Linear
