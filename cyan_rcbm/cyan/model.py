@@ -39,6 +39,8 @@ import numpy as np
 from flax import nnx
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
+from cyan_rcbm.common import precision
 from cyan_rcbm.cyan import layers
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import tpp
@@ -104,7 +106,7 @@ class CyanRNN(nnx.Module):
     # Recomputing the decoder step in the backward pass beats storing its
     # per-step window residuals for the coverage variant (1 CPU core, l=32,
     # B=128, N=20: 22 vs 52 ms per train step), not for plain attention.
-    self.remat = (variant == 'cyan_cov') if remat is None else bool(remat)
+    self.remat = backend_defaults.remat(variant, remat)
     self.calendar_embed = calendar_embed
     h, d, a, c = encoder_hidden, decoder_hidden, attention_size, coverage_size
     dense = nnx.initializers.lecun_normal()
@@ -321,6 +323,7 @@ class CyanRNN(nnx.Module):
 
   # -- forward --------------------------------------------------------------
 
+  @precision.exact
   def __call__(self, users_BxN: jax.Array, gaps_BxN: jax.Array,
                mask_BxN: jax.Array, calendar_BxNxF: jax.Array | None = None,
                *, return_alignments: bool = False) -> Outputs:

@@ -18,6 +18,7 @@ from typing import Any
 from absl import logging
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import baselines
 from cyan_rcbm.cyan import evaluate
@@ -43,7 +44,8 @@ def _fit_and_score(name: str, dataset: str, config, splits) -> dict[str, Any]:
                                  max_events=config.data.max_events)
   fit_s = time.perf_counter() - t0
   batcher = batching.CascadeBatcher(
-      splits.test, batch_size=config.batching.eval_batch_size,
+      splits.test, batch_size=backend_defaults.resolve(
+          config.batching.eval_batch_size, 'batching.eval_batch_size'),
       max_events=config.data.max_events, max_batch_events=2048,
       bucket_lengths=tuple(config.batching.bucket_lengths) or None,
       calendar=False)
