@@ -62,6 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.task = 'cyan'
   config.seed = 0                  # parameter init and batch order
   config.precision = 'float32'     # matmuls: 'float32' (exact) | 'fast' (TF32 on GPU)
+  config.compilation_cache = 'auto'  # JAX's persistent cache: 'auto' | 'workdir' |
+                                     #   'off' | a folder (common/compile_cache.py)
   config.log_every = 50            # train steps between progress lines / metric rows
   config.tensorboard = False       # also write TensorBoard scalars (needs tensorboardX)
   config.mesh_devices = 1          # data parallel: devices the batch is split over

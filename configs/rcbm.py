@@ -96,6 +96,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                     #   on CPU, 262144 on GPU/TPU
 
   config.precision = 'float32'      # matmuls: 'float32' (exact) | 'fast' (TF32 on GPU)
+  config.compilation_cache = 'auto'  # JAX's persistent cache: 'auto' | 'workdir' |
+                                     #   'off' | a folder (common/compile_cache.py)
   config.log_every = 1              # progress line every N outer iterations
   config.tensorboard = False       # also write TensorBoard scalars (needs tensorboardX)
   config.checkpoint_every = 10      # checkpoint every N outer iterations

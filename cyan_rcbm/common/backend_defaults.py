@@ -32,6 +32,7 @@ and logs each one.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from typing import Any, Callable, Sequence, TypeVar
@@ -124,7 +125,7 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
 def resolve_config(config: ml_collections.ConfigDict
                    ) -> ml_collections.ConfigDict:
   """A copy of `config` whose 'auto' fields (`TABLE`) hold their values."""
-  out = config.copy_and_resolve_references()
+  out = copy.deepcopy(config)  # keeps the fields' types (int or 'auto')
   for dotted in TABLE:
     value = _get(out, dotted)
     if value is None:
