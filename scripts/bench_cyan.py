@@ -4,7 +4,7 @@ python scripts/bench_cyan.py [--variants=rmtpp,cyan,cyan_cov] [--epochs=1]
 python scripts/bench_cyan.py --devices=1,2,4 --variants=cyan_cov \
     --num_cascades=2000   # data-parallel scaling
 
-Setting (issue 3): hidden size 32 (embedding, encoder, decoder, attention),
+Setting: hidden size 32 (embedding, encoder, decoder, attention),
 batch 128, length of dependence l = 32, on 20,000 synthetic CP-Exp cascades
 (SPEC A2; generated once and cached). Prints one JSON object
 `{variant: {"train_events_per_s", "eval_events_per_s", "compile_s", ...}}`.
@@ -41,7 +41,9 @@ import jax
 import ml_collections
 import numpy as np
 
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.common import config_loading
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import model as model_lib
@@ -55,6 +57,14 @@ _EPOCHS = flags.DEFINE_integer('epochs', 1, 'Timed training passes.')
 _HIDDEN = flags.DEFINE_integer('hidden', 32, 'Hidden sizes.')
 _CASCADES = flags.DEFINE_integer('num_cascades', 20000, 'Synthetic cascades.')
 _UNROLL = flags.DEFINE_integer('unroll', -1, 'Scan unroll (-1: config).')
+_BATCH = flags.DEFINE_integer('batch_size', 128, 'Cascades per train batch.')
+_EVAL_BATCH = flags.DEFINE_string(
+    'eval_batch_size', '128', "Cascades per evaluation batch ('auto': "
+    'batching.eval_batch_size of the backend).')
+_MAX_BUCKETS = flags.DEFINE_string(
+    'max_buckets', '0', "Bucket shapes kept (0: all; 'auto': per backend).")
+_PRECISION = flags.DEFINE_enum('precision', 'float32', ['float32', 'fast'],
+                                'Matmul precision policy (config.precision).')
 _GROWTH = flags.DEFINE_float('bucket_growth', -1, 'Bucket growth (-1: config).')
 _DEVICES = flags.DEFINE_list(
     'devices', [], 'Device counts to compare (e.g. 1,2,4), each in its own '
@@ -69,8 +79,12 @@ def _config(variant: str) -> ml_collections.ConfigDict:
       data__num_cascades=_CASCADES.value, data__split_fractions=(1.0, 0.0, 0.0),
       model__variant=variant, model__embed_dim=h, model__encoder_hidden=h,
       model__decoder_hidden=h, model__attention_size=h,
-      model__dependence_length=32, batching__batch_size=128,
-      batching__eval_batch_size=128, mesh_devices=_MESH_DEVICES.value)
+      model__dependence_length=32, batching__batch_size=_BATCH.value,
+      batching__eval_batch_size=backend_defaults.resolve(
+          _EVAL_BATCH.value, 'batching.eval_batch_size', '--eval_batch_size'),
+      batching__max_buckets=backend_defaults.resolve(
+          _MAX_BUCKETS.value, 'batching.max_buckets', '--max_buckets'),
+      mesh_devices=_MESH_DEVICES.value)
   if _UNROLL.value > 0:
     overrides['model__unroll'] = _UNROLL.value
   if _GROWTH.value > 0:
@@ -165,10 +179,12 @@ def main(argv):
     print(json.dumps(out))
     return
   out = {}
-  for variant in _VARIANTS.value:
-    out[variant] = _bench(variant)
+  with precision.scope(_PRECISION.value):
+    for variant in _VARIANTS.value:
+      out[variant] = _bench(variant)
   out['load_average'] = [round(x, 2) for x in os.getloadavg()]
   out['devices'] = str(jax.devices())
+  out.update(backend_defaults.environment(), precision=_PRECISION.value)
   print(json.dumps(out))
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from importlib import metadata
 import math
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -69,12 +70,12 @@ def backend() -> str:
   return 'accelerator' if jax.default_backend() in ACCELERATORS else 'cpu'
 
 
-def resolve(value: Any, field: str) -> int:
+def resolve(value: Any, field: str, name: str = '') -> int:
   """`value` as an int >= 0; 'auto' becomes `TABLE[field]` for the backend.
 
   Raises:
     ConfigError: `value` is neither 'auto' nor a non-negative int; the
-      message names `field`.
+      message names `name` (a flag, say), else `field`.
   """
   if isinstance(value, str) and value.strip().lower() == AUTO:
     cpu, accel = TABLE[field]
@@ -86,7 +87,7 @@ def resolve(value: Any, field: str) -> int:
     ok = False
   if not ok:
     raise errors.ConfigError(
-        f'{field} is {value!r}; expected {AUTO!r} or an int >= 0.')
+        f'{name or field} is {value!r}; expected {AUTO!r} or an int >= 0.')
   return number
 
 
@@ -149,3 +150,16 @@ def resolved(train_and_evaluate: _F) -> _F:
     return train_and_evaluate(resolve_config(config), *args, **kwargs)
 
   return wrapped  # type: ignore[return-value]
+
+
+def environment() -> dict[str, str]:
+  """Backend, device name and library versions (for benchmark reports)."""
+  out = {'backend': jax.default_backend(),
+         'device_kind': jax.devices()[0].device_kind,
+         'device_count': str(jax.device_count())}
+  for name in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint'):
+    try:
+      out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      out[name] = 'not installed'
+  return out
