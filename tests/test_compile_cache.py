@@ -43,10 +43,11 @@ def test_second_process_loads_from_the_cache(tmp_path):
 
 def test_settings_map_to_folders(tmp_path, monkeypatch):
   monkeypatch.setenv(compile_cache.ENV, str(tmp_path / 'mine'))
-  assert compile_cache.user_cache_dir() == str(tmp_path / 'mine')
+  assert compile_cache.user_cache_dir() == str(tmp_path / 'mine' / 'jax')
   monkeypatch.delenv(compile_cache.ENV)
-  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
-  assert compile_cache.user_cache_dir() == str(tmp_path / 'cyan_rcbm' / 'jax')
+  monkeypatch.setenv('HOME', str(tmp_path))
+  assert compile_cache.user_cache_dir() == str(
+      tmp_path / '.cache' / 'cyan_rcbm' / 'jax')
   assert compile_cache.cache_dir('off') is None
   assert compile_cache.cache_dir('') is None
   assert compile_cache.cache_dir('workdir', 'runs/a') == os.path.join(

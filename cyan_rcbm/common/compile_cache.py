@@ -7,9 +7,9 @@ With the persistent cache, a rerun or a resumed run in the same environment
 
 `config.compilation_cache` picks the folder:
 
-* `'auto'` (default): `$CYAN_RCBM_CACHE` if set, else
-  `$XDG_CACHE_HOME/cyan_rcbm/jax` or `~/.cache/cyan_rcbm/jax`; a folder JAX
-  was already given (`JAX_COMPILATION_CACHE_DIR`) is kept;
+* `'auto'` (default): `jax/` in the library's cache folder (that of the
+  generated data sets: `$CYAN_RCBM_CACHE`, else `~/.cache/cyan_rcbm`); a
+  folder JAX was already given (`JAX_COMPILATION_CACHE_DIR`) is kept;
 * `'workdir'`: `<workdir>/jax_cache`;
 * `'off'` (or ''): no persistent cache;
 * any other string: that folder.
@@ -46,12 +46,10 @@ _SAVED_EVENT = '/jax/compilation_cache/compile_time_saved_sec'
 
 
 def user_cache_dir() -> str:
-  """`$CYAN_RCBM_CACHE`, else the user's cache folder + `cyan_rcbm/jax`."""
-  if os.environ.get(ENV):
-    return os.path.expanduser(os.environ[ENV])
-  base = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-      os.path.expanduser('~'), '.cache')
-  return os.path.join(base, 'cyan_rcbm', 'jax')
+  """`$CYAN_RCBM_CACHE/jax`, else `~/.cache/cyan_rcbm/jax`."""
+  base = os.environ.get(ENV) or os.path.join(
+      os.path.expanduser('~'), '.cache', 'cyan_rcbm')
+  return os.path.join(os.path.expanduser(base), 'jax')
 
 
 def cache_dir(setting: str, workdir: str = '') -> str | None:
