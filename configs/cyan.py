@@ -64,6 +64,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.task = 'cyan'
   config.seed = 0                  # parameter init and batch order
+  config.precision = 'float32'     # matmuls: 'float32' (exact) | 'fast' (TF32 on GPU)
+  config.compilation_cache = 'auto'  # JAX's persistent cache: 'auto' | 'workdir' |
+                                     #   'off' | a folder (common/compile_cache.py)
   config.log_every = 50            # train steps between progress lines / metric rows
   config.tensorboard = False       # also write TensorBoard scalars (needs tensorboardX)
   config.mesh_devices = 1          # data parallel: devices the batch is split over
@@ -74,11 +77,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.batching = ml_collections.ConfigDict()
   config.batching.batch_size = 128       # cascades per training batch (paper: 128)
-  config.batching.eval_batch_size = 256  # cascades per evaluation batch
+  config.batching.eval_batch_size = ml_collections.FieldReference(
+      'auto', field_type=object)         # cascades per evaluation batch; 'auto':
+                                         #   256 on CPU, 4096 on GPU/TPU
   config.batching.bucket_lengths = ()    # padded lengths (events); () = derived:
   config.batching.min_bucket = 8         #   from this shortest length, in steps of 4
   config.batching.fine_until = 32        #   up to this length (attention work grows as
   config.batching.bucket_growth = 2.0    #   length^2 there), then times this factor
+  config.batching.max_buckets = ml_collections.FieldReference(
+      'auto', field_type=object)         # derived lengths kept, at most (0: all);
+                                         #   'auto': all on CPU, 4 on GPU/TPU
   config.batching.max_batch_events = 0   # >0: rows of a length-N bucket = min(batch, this // N)
 
   config.model = ml_collections.ConfigDict()
@@ -102,8 +110,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                          #   the first l/2 steps (speed only)
   config.model.remat = ml_collections.config_dict.placeholder(bool)
                                          # recompute decoder steps in the backward pass
-                                         #   (less memory, more compute); None: on for
-                                         #   cyan_cov (faster on CPU), off otherwise
+                                         #   (less memory, more compute); None (auto): on
+                                         #   for cyan_cov on CPU (faster there), else off
   # Extensions beyond the paper (cyan_rcbm/cyan/prior.py), on for real data:
   config.model.transition_prior = False  # logits += w log(1 + decayed training
                                          #   successor counts of the last events)

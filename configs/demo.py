@@ -42,6 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.task = 'demo'
   config.seed = 0               # every part's seed (replaces cyan.seed, rcbm.seed)
+  config.compilation_cache = 'auto'  # JAX's persistent cache: 'auto' | 'workdir' |
+                                     #   'off' | a folder (common/compile_cache.py)
   config.tensorboard = False    # also write TensorBoard scalars per sub-run
   config.cyan_variants = ('cyan_cov', 'rmtpp')  # model.variant of each run
 

@@ -78,8 +78,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.min_iters = 3        # outer iterations before testing tol
   config.model.inner_max_iters = 100  # FISTA iterations per h-step, at most
   config.model.inner_tol = 1e-4     # h-step relative objective change to stop
-  config.model.batch_size = 500     # samples per mini-batch (0: all at once); 500-1000
-                                    #   fit in cache (timings: docs/performance.md)
+  config.model.batch_size = 'auto'  # samples per mini-batch (0: all at once); 'auto':
+                                    #   500 on CPU (fits in cache; timings:
+                                    #   docs/performance.md), 262144 on GPU/TPU
+                                    #   (common/backend_defaults.py)
   config.model.form = 'auto'        # operator form: auto|blockt|block|conv|rows|unfold|fft
 
   config.eval = ml_collections.ConfigDict()
@@ -89,8 +91,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.bic_max_iters = 100   # outer iterations of each BIC training
   config.eval.infer_max_iters = 500  # h-step iterations for new data
   config.eval.infer_tol = 1e-5      # h-step tolerance for new data
-  config.eval.infer_batch_size = 2000  # samples per inference batch
+  config.eval.infer_batch_size = ml_collections.FieldReference(
+      'auto', field_type=object)    # samples per inference batch; 'auto': 2000
+                                    #   on CPU, 262144 on GPU/TPU
 
+  config.precision = 'float32'      # matmuls: 'float32' (exact) | 'fast' (TF32 on GPU)
+  config.compilation_cache = 'auto'  # JAX's persistent cache: 'auto' | 'workdir' |
+                                     #   'off' | a folder (common/compile_cache.py)
   config.log_every = 1              # progress line every N outer iterations
   config.tensorboard = False       # also write TensorBoard scalars (needs tensorboardX)
   config.checkpoint_every = 10      # checkpoint every N outer iterations

@@ -18,6 +18,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import compile_cache
 from cyan_rcbm.common import config_loading
 
 _WORKDIR = flags.DEFINE_string(
@@ -42,7 +43,8 @@ def run(config, workdir: str):
     raise errors.ConfigError(
         f'config.task is {task!r}; expected one of {sorted(TASKS)}.')
   module = importlib.import_module(TASKS[task])
-  return module.train_and_evaluate(config, workdir)
+  with compile_cache.active(config, workdir):  # persistent cache, compile time
+    return module.train_and_evaluate(config, workdir)
 
 
 def main(argv):

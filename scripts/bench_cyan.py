@@ -45,7 +45,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.common import config_loading
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.cyan import evaluate
 from cyan_rcbm.cyan import model as model_lib
@@ -61,6 +63,14 @@ _EPOCHS = flags.DEFINE_integer('epochs', 1, 'Timed training passes.')
 _HIDDEN = flags.DEFINE_integer('hidden', 32, 'Hidden sizes.')
 _CASCADES = flags.DEFINE_integer('num_cascades', 20000, 'Synthetic cascades.')
 _UNROLL = flags.DEFINE_integer('unroll', -1, 'Scan unroll (-1: config).')
+_BATCH = flags.DEFINE_integer('batch_size', 128, 'Cascades per train batch.')
+_EVAL_BATCH = flags.DEFINE_string(
+    'eval_batch_size', '128', "Cascades per evaluation batch ('auto': "
+    'batching.eval_batch_size of the backend).')
+_MAX_BUCKETS = flags.DEFINE_string(
+    'max_buckets', '0', "Bucket shapes kept (0: all; 'auto': per backend).")
+_PRECISION = flags.DEFINE_enum('precision', 'float32', ['float32', 'fast'],
+                                'Matmul precision policy (config.precision).')
 _GROWTH = flags.DEFINE_float('bucket_growth', -1, 'Bucket growth (-1: config).')
 _DEVICES = flags.DEFINE_list(
     'devices', [], 'Device counts to compare (e.g. 1,2,4), each in its own '
@@ -86,8 +96,12 @@ def _config(variant: str) -> ml_collections.ConfigDict:
       data__num_cascades=_CASCADES.value, data__split_fractions=(1.0, 0.0, 0.0),
       model__variant=variant, model__embed_dim=h, model__encoder_hidden=h,
       model__decoder_hidden=h, model__attention_size=h,
-      model__dependence_length=32, batching__batch_size=128,
-      batching__eval_batch_size=128, mesh_devices=_MESH_DEVICES.value)
+      model__dependence_length=32, batching__batch_size=_BATCH.value,
+      batching__eval_batch_size=backend_defaults.resolve(
+          _EVAL_BATCH.value, 'batching.eval_batch_size', '--eval_batch_size'),
+      batching__max_buckets=backend_defaults.resolve(
+          _MAX_BUCKETS.value, 'batching.max_buckets', '--max_buckets'),
+      mesh_devices=_MESH_DEVICES.value)
   if _UNROLL.value > 0:
     overrides['model__unroll'] = _UNROLL.value
   if _GROWTH.value > 0:
@@ -226,23 +240,25 @@ def main(argv):
     print(json.dumps(out))
     return
   out = {}
-  for variant in _VARIANTS.value:
-    out[variant] = _bench(variant)
-    if _DATA.value:  # the floor of this vocabulary, at 64 and the head's width
-      dims = sorted({64, out[variant]['head_input_dim'] or 64})
-      floor = {d: softmax_floor(out[variant]['num_users'], d) for d in dims}
-      out[variant]['softmax_floor'] = floor
-      top = floor[max(dims)]
-      out[variant]['share_of_floor'] = dict(
-          train=round(out[variant]['train_events_per_s'] /
-                      floor[64]['train_events_per_s'], 3),
-          eval=round(out[variant]['eval_events_per_s'] /
-                     floor[64]['eval_events_per_s'], 3),
-          train_at_head_width=round(out[variant]['train_events_per_s'] /
-                                    top['train_events_per_s'], 3))
-    print(f'[bench] {variant}: {json.dumps(out[variant])}', flush=True)
+  with precision.scope(_PRECISION.value):
+    for variant in _VARIANTS.value:
+      out[variant] = _bench(variant)
+      if _DATA.value:  # the floor of this vocabulary, at 64 and the head's width
+        dims = sorted({64, out[variant]['head_input_dim'] or 64})
+        floor = {d: softmax_floor(out[variant]['num_users'], d) for d in dims}
+        out[variant]['softmax_floor'] = floor
+        top = floor[max(dims)]
+        out[variant]['share_of_floor'] = dict(
+            train=round(out[variant]['train_events_per_s'] /
+                        floor[64]['train_events_per_s'], 3),
+            eval=round(out[variant]['eval_events_per_s'] /
+                       floor[64]['eval_events_per_s'], 3),
+            train_at_head_width=round(out[variant]['train_events_per_s'] /
+                                      top['train_events_per_s'], 3))
+      print(f'[bench] {variant}: {json.dumps(out[variant])}', flush=True)
   out['load_average'] = [round(x, 2) for x in os.getloadavg()]
   out['devices'] = str(jax.devices())
+  out.update(backend_defaults.environment(), precision=_PRECISION.value)
   print(json.dumps(out))
 
 

@@ -45,6 +45,8 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from cyan_rcbm.common import backend_defaults
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.data.planted import make_planted
 from cyan_rcbm.rcbm import cbm
@@ -56,7 +58,11 @@ _SIZES = flags.DEFINE_list('sizes', ['100', '1000', '10000'],
 _STEPS = flags.DEFINE_list('steps', ['fixed', 'line_search'], 'Step rules.')
 _MAX_ITERS = flags.DEFINE_integer('max_iters', 300,
                                   'Outer iterations per level, at most.')
-_BATCH = flags.DEFINE_integer('batch_size', 500, 'Samples per mini-batch.')
+_BATCH = flags.DEFINE_string(
+    'batch_size', 'auto', "Samples per mini-batch ('auto': 500 on CPU, "
+    '262144 on GPU/TPU; cyan_rcbm.common.backend_defaults).')
+_PRECISION = flags.DEFINE_enum('precision', 'float32', ['float32', 'fast'],
+                                'Matmul precision policy (config.precision).')
 _FORMS = flags.DEFINE_bool('forms', True, 'Time the operator forms.')
 _HEADLINE = flags.DEFINE_bool('headline', True,
                               'Run the n=10,000 2-level timings.')
@@ -71,6 +77,11 @@ _MESH_DEVICES = flags.DEFINE_integer(
     'mesh_devices', 1, 'Devices the samples are split over (1: no sharding).')
 
 K, TW, D, T, POOL = 10, 7, 7, 60, 2
+
+
+def _batch() -> int:
+  return backend_defaults.resolve(_BATCH.value, 'model.batch_size',
+                                  '--batch_size')
 
 
 def _load() -> list[float]:
@@ -99,7 +110,7 @@ def _train_2level(x, cfg):
   rcbm_lib.fit_rcbm(
       x, specs, cfg=cfg, feature_names=[f'f{j}' for j in range(D)],
       fit_kwargs=dict(max_iters=_MAX_ITERS.value, tol=1e-4,
-                      batch_size=_BATCH.value, num_restarts=1, mesh=_mesh()),
+                      batch_size=_batch(), num_restarts=1, mesh=_mesh()),
       make_callback=make_callback)
   seconds = time.perf_counter() - t0
   levels = []
@@ -121,7 +132,7 @@ def _train_2level(x, cfg):
 def _ms_per_fista_iter(x_np, cfg):
   """Level-1 h-step over all samples: (time(40) - time(10)) / 30 iterations."""
   mesh = _mesh()
-  x = cbm.to_solver_layout(x_np, _BATCH.value, cfg.form, mesh=mesh)
+  x = cbm.to_solver_layout(x_np, _batch(), cfg.form, mesh=mesh)
   w0 = cbm.init_filters(x_np, K, TW, 0)
   state = cbm.init_state(x, w0, mesh=mesh)
   lam = jnp.asarray(cfg.lam, x.dtype)
@@ -183,7 +194,7 @@ def _recovery_figure(path):
                                 filter_length=TW, seed=0)
   fit = cbm.fit_cbm(dyn.x, 5, TW, cfg=cbm.SolverConfig(lam=0.3),
                     max_iters=_MAX_ITERS.value, num_restarts=4,
-                    batch_size=_BATCH.value, seed=0)
+                    batch_size=_batch(), seed=0)
   cosines = [max(plots.best_shift_match(a, b)[0] for b in fit.params.w)
              for a in w_true]
   plots.plot_recovery(
@@ -201,10 +212,16 @@ def main(argv):
     out['load_average'] = _load()
     print(json.dumps(out))
     return
-  result = {'load_before': _load(), 'jax': jax.__version__,
-            'devices': str(jax.devices()),
+  with precision.scope(_PRECISION.value):
+    result = _run_all()
+  print(json.dumps(result))
+
+
+def _run_all() -> dict:
+  result = {'load_before': _load(), **backend_defaults.environment(),
+            'precision': _PRECISION.value, 'devices': str(jax.devices()),
             'mesh_devices': sharding.num_devices(_mesh()), 'K': K, 'Tw': TW,
-            'D': D, 'T': T, 'pool': POOL, 'batch_size': _BATCH.value}
+            'D': D, 'T': T, 'pool': POOL, 'batch_size': _batch()}
   if _HEADLINE.value:
     x = _data(10000)
     seconds, levels = _train_2level(x, cbm.SolverConfig())
@@ -234,7 +251,7 @@ def main(argv):
   if _RECOVERY_FIGURE.value:
     result['recovery'] = _recovery_figure(_RECOVERY_FIGURE.value)
   result['load_after'] = _load()
-  print(json.dumps(result))
+  return result
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.data import batching
 from cyan_rcbm.data import splits as splits_lib
 from cyan_rcbm.data import types
@@ -229,7 +230,9 @@ def eval_batcher(config: ml_collections.ConfigDict,
   if not buckets or max(buckets) < longest:
     buckets = batching.bucket_lengths_for(longest, b.min_bucket,
                                           b.bucket_growth, b.fine_until)
+  batch_size = backend_defaults.resolve(b.eval_batch_size,
+                                        'batching.eval_batch_size')
   return batching.CascadeBatcher(
-      data, batch_size=b.eval_batch_size, max_events=max_events,
+      data, batch_size=batch_size, max_events=max_events,
       bucket_lengths=buckets, max_batch_events=b.max_batch_events,
       calendar=calendar)

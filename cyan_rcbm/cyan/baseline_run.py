@@ -13,6 +13,7 @@ import os
 import time
 from typing import Any
 
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import baselines
@@ -35,7 +36,8 @@ def fit_and_score(name: str, config, splits: splits_lib.Splits,
   fit_s = time.perf_counter() - t0
   limit = config.batching.max_batch_events
   batcher = batching.CascadeBatcher(
-      splits.test, batch_size=config.batching.eval_batch_size,
+      splits.test, batch_size=backend_defaults.resolve(
+          config.batching.eval_batch_size, 'batching.eval_batch_size'),
       max_events=config.data.max_events,
       max_batch_events=min(limit, MAX_BATCH_EVENTS) if limit
       else MAX_BATCH_EVENTS,

@@ -29,6 +29,8 @@ import numpy as np
 from flax import nnx
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
+from cyan_rcbm.common import precision
 from cyan_rcbm.cyan import analysis
 from cyan_rcbm.cyan import api_inputs
 from cyan_rcbm.cyan import evaluate as evaluate_lib
@@ -73,6 +75,7 @@ def _jitted_predict(graphdef, mask_active: bool):
   return jax.jit(functools.partial(_predict, graphdef, mask_active))
 
 
+@precision.exact
 def _predict(graphdef, mask_active, params, users, gaps, mask, calendar):
   out = event_step.next_event(nnx.merge(graphdef, params), users, gaps,
                               mask, calendar)
@@ -199,7 +202,8 @@ class CyanModel:
         time_unit=self.time_unit)
     b = self.config.batching
     batcher = batching.CascadeBatcher(
-        data, batch_size=b.eval_batch_size,
+        data, batch_size=backend_defaults.resolve(
+            b.eval_batch_size, 'batching.eval_batch_size'),
         max_events=int(self.config.data.max_events), min_bucket=8,
         bucket_growth=2.0, calendar=self.calendar)
     fn = _jitted_predict(self.graphdef, bool(self.config.model.mask_active))

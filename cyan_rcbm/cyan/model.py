@@ -39,6 +39,8 @@ import numpy as np
 from flax import nnx
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
+from cyan_rcbm.common import precision
 from cyan_rcbm.cyan import layers
 from cyan_rcbm.cyan import metrics
 from cyan_rcbm.cyan import prior as prior_lib
@@ -113,7 +115,7 @@ class CyanRNN(nnx.Module):
     # Recomputing the decoder step in the backward pass beats storing its
     # per-step window residuals for the coverage variant, not for plain
     # attention (timings: docs/performance.md).
-    self.remat = (variant == 'cyan_cov') if remat is None else bool(remat)
+    self.remat = backend_defaults.remat(variant, remat)
     self.calendar_embed = calendar_embed
     self.transition_prior = transition_prior
     self.prior_window = prior_window
@@ -416,6 +418,7 @@ class CyanRNN(nnx.Module):
       return (lambda f: act(first(f))), last
     return (lambda f: f), self.head
 
+  @precision.exact
   def __call__(self, users_BxN: jax.Array, gaps_BxN: jax.Array,
                mask_BxN: jax.Array, calendar_BxNxF: jax.Array | None = None,
                *, return_alignments: bool = False,
@@ -437,6 +440,7 @@ class CyanRNN(nnx.Module):
     b, w = self.time_head(time_feat)
     return Outputs(log_probs, b, w, alpha)
 
+  @precision.exact
   def sampled_user_nll(self, users_BxN, gaps_BxN, mask_BxN, calendar_BxNxF,
                        negatives_K: jax.Array, log_inclusion_U: jax.Array,
                        leave_one_out: bool = True):

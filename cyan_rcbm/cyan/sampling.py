@@ -44,6 +44,8 @@ import numpy as np
 from flax import nnx
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
+from cyan_rcbm.common import precision
 from cyan_rcbm.cyan import event_step
 from cyan_rcbm.cyan import tpp
 from cyan_rcbm.data import batching
@@ -53,6 +55,7 @@ from cyan_rcbm.data import types
 # -- the sampler ---------------------------------------------------------------
 
 
+@precision.exact
 def _sample_rows(graphdef, mask_active: bool, time_scale: float,
                  num_samples: int, width: int, params, prefix: dict, max_new,
                  key):
@@ -210,7 +213,7 @@ def sample_continuations(graphdef, params, prefixes: Sequence[types.Cascade],
                          observed_until: Sequence[float] | None = None,
                          seed: int = 0, mask_active: bool = True,
                          calendar: bool = False, time_scale: float = 1.0,
-                         max_rows: int = 8192) -> Continuations:
+                         max_rows: int | str = 'auto') -> Continuations:
   """Draws `num_samples` continuations of every prefix (module docstring).
 
   Ancestral sampling from the CYAN-RNN / RMTPP law of the next event (SPEC
@@ -234,7 +237,8 @@ def sample_continuations(graphdef, params, prefixes: Sequence[types.Cascade],
     calendar: the model reads calendar features (prefixes have timestamps;
       new events get `timestamp = last + elapsed * time_scale`).
     time_scale: seconds per model time unit (`config.data.time_scale`).
-    max_rows: rows per compiled batch (bounds memory).
+    max_rows: rows per compiled batch (bounds memory); 'auto': 8192 on CPU,
+      65536 on GPU/TPU (`cyan_rcbm.common.backend_defaults`).
 
   Returns:
     `Continuations` with `M = max_events` columns.
@@ -264,7 +268,8 @@ def sample_continuations(graphdef, params, prefixes: Sequence[types.Cascade],
           f'{prefixes[i].id!r} (t={last[i]}); it must be >= that time.')
   arrays = _prefix_arrays(prefixes, starts, horizon, calendar)
   width = _padded_length(max_events)
-  per_call = max(1, min(len(prefixes), int(max_rows) // num_samples))
+  per_call = max(1, min(len(prefixes), backend_defaults.resolve(
+      max_rows, 'sampling.max_rows') // num_samples))
   sampler = _jitted_sampler(graphdef, bool(mask_active), float(time_scale),
                             num_samples, width)
   key = jax.random.key(seed)

@@ -60,7 +60,9 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.common import checkpoint as checkpoint_lib
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.cyan import analysis
@@ -88,6 +90,7 @@ def make_batchers(config: ml_collections.ConfigDict,
                   splits: splits_lib.Splits
                   ) -> tuple[batching.CascadeBatcher, ...]:
   """Train, valid and test batchers with the config's bucketing."""
+  config = backend_defaults.resolve_config(config)  # 'auto' sizes
   b = config.batching
   calendar = config.model.calendar_embed > 0 and all(
       c.timestamps is not None for _, d in splits.items() for c in d.cascades)
@@ -99,6 +102,7 @@ def make_batchers(config: ml_collections.ConfigDict,
       longest = min(longest, config.data.max_events)
     buckets = batching.bucket_lengths_for(longest, b.min_bucket,
                                           b.bucket_growth, b.fine_until)
+    buckets = backend_defaults.cap_buckets(buckets, b.max_buckets)
   out = []
   for name, data in splits.items():
     if not len(data):
@@ -286,6 +290,8 @@ def _fetch_stats(stats) -> dict[str, float]:
               first_bad=int(s['first_bad']), count=int(s['count']))
 
 
+@precision.from_config
+@backend_defaults.resolved
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> dict[str, Any]:
   """Trains `config.model` on `config.data`, evaluates the best params on test.

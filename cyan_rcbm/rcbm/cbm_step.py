@@ -76,6 +76,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh
 
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.rcbm import cbm_filters
 from cyan_rcbm.rcbm import cbm_layout
@@ -191,12 +192,14 @@ class CBMState(NamedTuple):
 _PER_SAMPLE = ('h', 'xhat', 'sq_err', 'l1')  # CBMState fields over [C, B].
 
 
+@precision.exact
 def lipschitz_h(w_KxDxTw: Array) -> Array:
   """`L_h = ||M||_2^2`, `M[d, k] = ||W_{k,d,:}||_1` (module docstring)."""
   m_KxD = jnp.sum(jnp.abs(w_KxDxTw), axis=-1)
   return jnp.linalg.eigvalsh(m_KxD @ m_KxD.T)[-1]
 
 
+@precision.exact
 def lipschitz_w(l1_NxK: Array) -> Array:
   """`L_W = ||A||_2^2`, `A[i, k] = ||h_ik||_1` (module docstring)."""
   a = l1_NxK.reshape(-1, l1_NxK.shape[-1])
@@ -256,6 +259,7 @@ def solve_h(x_BxTxD: Array, w_KxDxTw: Array, h0_BxSxK: Array,
 
 
 @functools.partial(jax.jit, static_argnames=('num_samples', 'cfg', 'mesh'))
+@precision.exact
 def outer_step(state: CBMState, x_CxBxTxD: Array, *, num_samples: int,
                cfg: SolverConfig, mesh: Mesh | None = None
                ) -> tuple[CBMState, dict[str, Array]]:

@@ -49,6 +49,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cyan_rcbm.common import precision
+
 FORMS = ('rows', 'conv', 'unfold', 'fft', 'block', 'blockt')
 _AUTO = {'conv': 'blockt', 'deconv': 'blockt'}
 
@@ -292,18 +294,21 @@ _DECONV = {'rows': _deconv_rows, 'conv': _deconv_conv,
            'block': _deconv_block, 'blockt': _deconv_blockt}
 
 
+@precision.exact
 def conv_tm(w_KxDxTw: jax.Array, h_NxSxK: jax.Array, form: str = 'auto'
             ) -> jax.Array:
   """Scale-and-copy (Eq. 2) in the time-major layout: returns x_NxTxD."""
   return _CONV[resolve_form(form, 'conv')](w_KxDxTw, h_NxSxK)
 
 
+@precision.exact
 def deconv_tm(w_KxDxTw: jax.Array, r_NxTxD: jax.Array, form: str = 'auto'
               ) -> jax.Array:
   """Deconvolution (Eq. 8) in the time-major layout: returns g_NxSxK."""
   return _DECONV[resolve_form(form, 'deconv')](w_KxDxTw, r_NxTxD)
 
 
+@precision.exact
 def correlate_tm(r_NxTxD: jax.Array, h_NxSxK: jax.Array, filter_length: int,
                  form: str = 'auto') -> jax.Array:
   """Filter correlation `C[k, d, tau]` (module doc), time-major inputs.

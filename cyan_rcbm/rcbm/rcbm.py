@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.data import dynamics as dynamics_lib
 from cyan_rcbm.errors import DataError
@@ -136,6 +137,7 @@ def max_pool(h_NxKxS: np.ndarray | jax.Array, factor: int) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'filter_length'))
+@precision.exact
 def _infer_batch(x_BxTxD, w_KxDxTw, lam, *, cfg, filter_length):
   b, t, _ = x_BxTxD.shape
   h0 = jnp.zeros((b, t + filter_length - 1, w_KxDxTw.shape[0]), x_BxTxD.dtype)

@@ -40,7 +40,9 @@ import ml_collections
 import numpy as np
 
 from cyan_rcbm import errors
+from cyan_rcbm.common import backend_defaults
 from cyan_rcbm.common import checkpoint as checkpoint_lib
+from cyan_rcbm.common import precision
 from cyan_rcbm.common import sharding
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.rcbm import cbm
@@ -166,6 +168,8 @@ def _state_template(x_NxDxT, spec, fit_kwargs, cfg):
 # The run.
 
 
+@precision.from_config
+@backend_defaults.resolved
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> dict[str, Any]:
   """Trains an RCBM level by level and evaluates it (module docstring).
