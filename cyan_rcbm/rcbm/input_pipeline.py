@@ -1,7 +1,8 @@
 """The input side of an RCBM run: which samples, which split, which scale.
 
 `load_dynamics(config.data)` reads or generates the [n, D, T] sample set a
-config names (a user's .npz, planted samples, the Higgs-Twitter dynamics, or
+config names (a user's .npz or .npy, memory-mapped so that `max_samples`
+reads only its subset; planted samples, the Higgs-Twitter dynamics, or
 the B8 dynamics of a shipped cascade set); `split_indices` draws the seeded
 train/test split and `data_scale` the per-feature divisors applied before
 level 1 (SPEC B7, B8).
@@ -41,7 +42,7 @@ def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
   """The sample set `config.data` names (validated)."""
   check_data_config(data)
   if data.source == 'path':
-    dyn = dynamics_lib.read_dynamics(data.path)
+    dyn = dynamics_lib.read_dynamics(data.path, dtype=None)  # memory-mapped
   elif data.source == 'planted':
     from cyan_rcbm.data import planted  # pylint: disable=g-import-not-at-top
     dyn = planted.make_planted(**data.planted.to_dict())[0]
@@ -62,6 +63,10 @@ def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
                               replace=False))
     dyn = Dynamics(x=dyn.x[keep], feature_names=dyn.feature_names,
                    ids=[dyn.ids[i] for i in keep], source=dyn.source)
+  if dyn.x.dtype != np.float32:  # a memory-mapped file: read it now
+    dyn = Dynamics(x=np.asarray(dyn.x, np.float32),
+                   feature_names=dyn.feature_names, ids=dyn.ids,
+                   source=dyn.source)
   return dyn
 
 
