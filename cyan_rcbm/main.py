@@ -44,8 +44,8 @@ def run(config, workdir: str, reference=None):
   The config is checked first (`config_check.validate`, with `reference`:
   the config as loaded before command-line overrides), so that a bad one
   writes nothing; then the workdir is locked (`workdir_lock`) for the run.
-  A fresh run that stops on an `InputError` before its first checkpoint
-  leaves no files behind (`workdir.discard_fresh_start`).
+  A fresh run that stops on an `InputError` (or a non-finite loss) before
+  its first checkpoint leaves no files behind (`workdir.FreshStart`).
   """
   task = config.get('task', None)
   if task not in TASKS:
@@ -61,8 +61,8 @@ def run(config, workdir: str, reference=None):
                            enabled=not config.get('distributed', False)):
       try:
         return module.train_and_evaluate(config, workdir)
-      except errors.InputError:
-        start.discard()
+      except (errors.InputError, FloatingPointError):
+        start.discard()  # a fresh run without a checkpoint: no files left
         raise
   finally:
     start.remove_if_empty()

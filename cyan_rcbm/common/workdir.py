@@ -286,11 +286,11 @@ class Progress:
 class FreshStart:
   """What a run found in its workdir, to undo a fresh start that failed.
 
-  A fresh run (no `config.json` yet) that stops on a user error before its
-  first checkpoint should leave nothing behind, so that the corrected command
-  can run in the same workdir. `discard()` removes the files such a start
-  writes (`config.json`, empty metrics files, empty folders) when they are
-  new and nothing else was written; `remove_if_empty()` removes the workdir
+  A fresh run (no `config.json` yet) that stops on a user error (or a
+  non-finite loss) before its first checkpoint should leave nothing behind,
+  so that the corrected command can run in the same workdir. `discard()`
+  removes the files such a start writes (`config.json`, metrics files,
+  empty folders) when they are new and nothing else was written; `remove_if_empty()` removes the workdir
   itself when this run created it and it is empty.
   """
 
@@ -304,9 +304,7 @@ class FreshStart:
     path = os.path.join(self.workdir, name)
     if os.path.isdir(path):
       return all(not files for _, _, files in os.walk(path))
-    if name == CONFIG_FILE:
-      return True
-    return name.endswith('.jsonl') and os.path.getsize(path) == 0
+    return name == CONFIG_FILE or name.endswith('.jsonl')
 
   def discard(self) -> None:
     if not self.fresh or not os.path.isdir(self.workdir):
