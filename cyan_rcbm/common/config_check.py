@@ -67,8 +67,8 @@ def _cyan_rules() -> list[_Rule]:
             lambda c: 'a generated synthetic_* set (data.name)',
             hint='use data.subsample to shorten the training data'),
       _Rule('data.lenient', lambda c: not synthetic(c),
-            lambda c: 'a data file (built-in or data.path); generated sets '
-            'have no malformed lines'),
+            lambda c: 'a data file (built-in or data.path)',
+            hint='generated sets have no malformed lines'),
       _Rule('data.graph_direction', _has_graph,
             lambda c: 'a graph file (data.graph, or a built-in set with a '
             'graph)'),
