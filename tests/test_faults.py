@@ -215,6 +215,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_run_resumes(
   assert f'{ckpts}/{newest} is damaged and cannot be restored (' in err
   assert f'moved the damaged checkpoint to {workdir}/checkpoints_damaged/' \
          f'{newest}' in err
+  assert 'using step 6, the newest intact checkpoint' in err
   assert '[cyan] resuming from step 6' in out
   assert _eval(workdir, 'eval_test.json') == ref_eval
   _same_params(_params(workdir), ref_params)

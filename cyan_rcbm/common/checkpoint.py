@@ -107,7 +107,8 @@ class Checkpointer:
     self._manager.close()
     self._manager = self._open()
 
-  def restore(self, template: Any, step: int | None = None
+  def restore(self, template: Any, step: int | None = None,
+              set_aside: bool = True
               ) -> tuple[int, Any, dict[str, Any]] | None:
     """Restores the checkpoint at `step` (default: the newest that restores).
 
@@ -115,6 +116,8 @@ class Checkpointer:
       template: a pytree with the structure, shapes and dtypes of `state`
         (concrete arrays or `jax.ShapeDtypeStruct`s).
       step: which step; None for the newest intact one (module docstring).
+      set_aside: move damaged checkpoints out of the folder (a run that goes
+        on saving); False leaves the folder as it is (read-only use).
 
     Returns:
       `(step, state, meta)`, or None when no checkpoint fits `template`.
@@ -139,16 +142,17 @@ class Checkpointer:
               'the previous one.', file=sys.stderr, flush=True)
         continue
       if damaged:
-        self._set_aside(damaged)
-        print(f'[checkpoint] resuming from step {candidate}, the newest '
-              'intact checkpoint.', file=sys.stderr, flush=True)
+        if set_aside:
+          self._set_aside(damaged)
+        print(f'[checkpoint] using step {candidate}, the newest intact '
+              'checkpoint.', file=sys.stderr, flush=True)
       return result
     if damaged and not mismatched:
       raise errors.DataError(
           f'no checkpoint restores: steps {sorted(damaged)} are all damaged '
           '(see the lines above). Delete the folder to start over, or use a '
           'new --workdir', path=self.directory)
-    if damaged:
+    if damaged and set_aside:
       self._set_aside(damaged)
     return None
 

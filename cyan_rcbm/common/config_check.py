@@ -124,7 +124,13 @@ def _differs(value, default) -> bool:
 def unused_fields(config, task: str, reference=None) -> list[str]:
   """One sentence per field `config` sets that its run would not read."""
   rules = {'cyan': _cyan_rules, 'rcbm': _rcbm_rules}[task]()
-  defaults = [_base(task)] + ([reference] if reference is not None else [])
+  defaults = [reference] if reference is not None else []
+  try:
+    defaults.append(_base(task))
+  except errors.ConfigError:
+    pass  # an installed package without configs/: the reference alone
+  if not defaults:
+    return []
   out = []
   for rule in rules:
     if rule.model and reference is None:

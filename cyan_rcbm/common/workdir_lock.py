@@ -80,6 +80,15 @@ def _create(path: str, info: dict) -> bool:
     return True
   except FileExistsError:
     return False
+  except OSError:  # no hard links here: exclusive create, then write
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+      return False
+    with os.fdopen(fd, 'w') as f:
+      json.dump(info, f)
+      f.write('\n')
+    return True
   finally:
     os.remove(tmp)
 
