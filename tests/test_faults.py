@@ -103,21 +103,26 @@ def test_config_errors_exit_2_and_write_nothing(tmp_path, args, wanted):
 
 
 def test_a_failed_fresh_start_leaves_nothing_and_the_fix_runs(tmp_path):
-  """A missing file, then the corrected path (a file without "id"s)."""
-  workdir = str(tmp_path / 'run')
+  """A config error, a missing file, then the corrected command (a file
+  without "id"s) in the same workdir."""
+  workdir, path = str(tmp_path / 'run'), str(tmp_path / 'mine.jsonl')
+  write_cascades(path, 60)
+  code, _, err = cli(*OWN_FILE[:-1], f'--config.data.path={path}',
+                     f'--workdir={workdir}')
+  assert code == 2 and 'data.num_cascades=240 applies only' in err
+  assert files(workdir) is None
   code, _, err = cli(*OWN_FILE, f'--config.data.path={tmp_path}/nope.jsonl',
                      f'--workdir={workdir}')
   assert code == 2 and 'nope.jsonl: no such file' in err
   assert files(workdir) is None
-  path = str(tmp_path / 'mine.jsonl')
-  write_cascades(path, 60)
   code, out, err = cli(*OWN_FILE, f'--config.data.path={path}',
                        f'--workdir={workdir}')
   assert code == 0, err
   assert 'mine.jsonl train: 48 cascades' in out
   with open(os.path.join(workdir, 'eval_test.json')) as f:
     assert json.load(f)['num_events'] > 0
-  assert 'run.lock' not in files(workdir)  # released at the end
+  assert files(workdir) == ['checkpoints', 'config.json', 'eval_test.json',
+                            'metrics.jsonl']  # run.lock released
 
 
 def test_two_cascades_are_too_few_for_the_splits(tmp_path):
@@ -144,6 +149,9 @@ def test_rcbm_reads_a_plain_npy_and_names_a_bad_file(tmp_path):
                        f'--workdir={tmp_path}/run')
   assert code == 0, err
   assert '30 samples of 3 features x 16 steps' in out
+  assert files(str(tmp_path / 'run')) == [
+      'checkpoints', 'config.json', 'eval.json', 'filters_level1.npy',
+      'levels', 'metrics.jsonl', 'model.npz']
   (tmp_path / 'dyn.csv').write_text('1,2,3\n')
   code, _, err = cli(*args, f'--config.data.path={tmp_path}/dyn.csv',
                      f'--workdir={tmp_path}/bad')
@@ -219,6 +227,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_run_resumes(
   assert '[cyan] resuming from step 6' in out
   assert _eval(workdir, 'eval_test.json') == ref_eval
   _same_params(_params(workdir), ref_params)
+  assert files(workdir) == sorted(files(ref_dir) + ['checkpoints_damaged'])
   # Every checkpoint damaged: one line naming the folder, exit 2.
   for step in os.listdir(ckpts):
     _damage(os.path.join(ckpts, step))
