@@ -14,9 +14,9 @@ Two kinds of mistakes stop here, with a `ConfigError` naming the field:
 "Default" is the value of the config as loaded from its file and variant
 (`reference`, what `cyan_rcbm.main` passes: so only values given on the
 command line count), else the value in the task's config file without a
-variant (`configs/<task>.py`). Model-variant rules apply only with a
-`reference`: config variants set model sizes for every model variant (e.g.
-`configs/cyan.py:tiny`'s `coverage_size`, unused by RMTPP).
+variant (`configs/<task>.py`). Rules on model and solver fields apply only
+with a `reference`: config variants set such fields for every model variant
+(e.g. `configs/cyan.py:tiny`'s `coverage_size`, unused by RMTPP).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class _Rule:
   field: str
   used: Callable[[Any], bool]
   reader: Callable[[Any], str]
-  model: bool = False  # a model-variant rule (needs a reference)
+  cli_only: bool = False  # checked only against a reference (module doc)
   hint: str = ''
 
 
@@ -77,12 +77,18 @@ def _cyan_rules() -> list[_Rule]:
   attend = lambda c: c.model.variant != 'rmtpp'
   for key in ('coverage_size', 'coverage_cell'):
     rules.append(_Rule(f'model.{key}', cov,
-                       lambda c: "model.variant='cyan_cov'", model=True))
+                       lambda c: "model.variant='cyan_cov'", cli_only=True))
   for key in ('decoder_hidden', 'attention_size', 'dependence_length',
               'time_context', 'window_segments'):
     rules.append(_Rule(f'model.{key}', attend,
                        lambda c: "model.variant='cyan' or 'cyan_cov' (the "
-                       'attention decoder)', model=True))
+                       'attention decoder)', cli_only=True))
+  derived = lambda c: not tuple(c.batching.bucket_lengths)
+  for key in ('min_bucket', 'fine_until', 'bucket_growth'):
+    rules.append(_Rule(f'batching.{key}', derived,
+                       lambda c: 'derived bucket lengths (batching.'
+                       'bucket_lengths=(), here '
+                       f'{tuple(c.batching.bucket_lengths)})', cli_only=True))
   return rules
 
 
@@ -96,6 +102,15 @@ def _rcbm_rules() -> list[_Rule]:
         f'data.{source}', lambda c, s=source: c.data.source == s,
         lambda c, s=source: f'data.source={s!r} (data.source is '
         f'{c.data.source!r})'))
+  rules += [
+      _Rule('model.warmup_iters', lambda c: c.model.penalty == 'mle',
+            lambda c: "model.penalty='mle'", cli_only=True),
+      _Rule('model.restart_iters', lambda c: int(c.model.num_restarts) > 1,
+            lambda c: 'model.num_restarts > 1', cli_only=True),
+      _Rule('eval.bic_max_iters', lambda c: bool(tuple(
+          c.eval.bic_num_filters)), lambda c: 'a BIC curve (eval.'
+            'bic_num_filters, here ())', cli_only=True),
+  ]
   return rules
 
 
@@ -133,7 +148,7 @@ def unused_fields(config, task: str, reference=None) -> list[str]:
     return []
   out = []
   for rule in rules:
-    if rule.model and reference is None:
+    if rule.cli_only and reference is None:
       continue
     value = _get(config, rule.field)
     if (value is None or rule.used(config)
