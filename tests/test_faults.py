@@ -80,12 +80,14 @@ def write_cascades(path, num, seed=0, with_ids=False):
 @pytest.mark.parametrize('args, wanted', [
     (RCBM + ['--config.data.path=mine.npz'],
      "config.data.path='mine.npz' is set, but this run ignores it: only "
-     "data.source='path' (data.source is 'planted')"),
+     "data.source='path' (here data.source='planted') reads it; add "
+     "--config.data.source=path to read your file, or drop data.path."),
     (['--config=configs/rcbm.py:synthetic', '--config.data.path=mine.npz'],
      '--config.data.source=path'),
     (['--config=configs/cyan.py:tiny', '--config.data.path=mine.jsonl'],
      "config.data.path='mine.jsonl' is set, but this run ignores it: only a "
-     "file of your own (data.name=''; data.name is 'synthetic_cp_exp'"),
+     "file of your own (data.name=''; here data.name='synthetic_cp_exp', a "
+     "built-in set) reads it; add --config.data.name='' to read your file"),
     (CYAN + ['--config.model.coverage_size=7'],
      "only model.variant='cyan_cov' reads it"),
     (OWN_FILE[:-1] + ['--config.data.path=x.jsonl'],

@@ -56,12 +56,12 @@ def _has_graph(config) -> bool:
 
 def _cyan_rules() -> list[_Rule]:
   own_file = lambda c: not c.data.get('name', '')
-  name_fix = lambda c: (f"a file of your own (data.name=''; data.name is "
-                        f"{c.data.name!r}, a built-in set): add "
-                        "--config.data.name='', or drop the field")
+  own_reader = lambda c: (f"a file of your own (data.name=''; here "
+                          f'data.name={c.data.name!r}, a built-in set)')
   synthetic = lambda c: bool(_builtin(c) and _builtin(c).synthetic)
-  rules = [_Rule(f'data.{key}', own_file, name_fix)
-           for key in ('path', 'format', 'graph')]
+  rules = [_Rule(f'data.{key}', own_file, own_reader,
+                 hint="add --config.data.name='' to read your file, or drop "
+                 f'data.{key}') for key in ('path', 'format', 'graph')]
   rules += [
       _Rule('data.num_cascades', synthetic,
             lambda c: 'a generated synthetic_* set (data.name)',
@@ -94,13 +94,14 @@ def _cyan_rules() -> list[_Rule]:
 
 def _rcbm_rules() -> list[_Rule]:
   rules = [_Rule('data.path', lambda c: c.data.source == 'path',
-                 lambda c: f'data.source=\'path\' (data.source is '
-                 f'{c.data.source!r}): add --config.data.source=path, or '
-                 'drop the field')]
+                 lambda c: f'data.source=\'path\' (here data.source='
+                 f'{c.data.source!r})',
+                 hint='add --config.data.source=path to read your file, or '
+                 'drop data.path')]
   for source in ('planted', 'higgs', 'cascades'):
     rules.append(_Rule(
         f'data.{source}', lambda c, s=source: c.data.source == s,
-        lambda c, s=source: f'data.source={s!r} (data.source is '
+        lambda c, s=source: f'data.source={s!r} (here data.source='
         f'{c.data.source!r})'))
   rules += [
       _Rule('model.warmup_iters', lambda c: c.model.penalty == 'mle',

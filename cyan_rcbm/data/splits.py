@@ -136,6 +136,7 @@ def check_sizes(splits: Splits, needed: dict[str, bool], how: str,
           'needs at least one cascade of two or more events. Use more '
           'cascades or other split fractions (a valid or test fraction of 0 '
           'skips that split).', path=source)
-  return [f'WARNING: the {name} split is empty ({how}): no {_FEEDS[name]}.'
+  return [f'WARNING: the {name} split is empty ({how}): nothing for '
+          f'{_FEEDS[name]}.'
           for name, data in splits.items()
           if not needed.get(name, True) and not len(data)]
