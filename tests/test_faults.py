@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import pytest
 from absl import flags
+from absl import logging
 
 from cyan_rcbm import main
 from cyan_rcbm.common import workdir_lock
@@ -36,16 +37,21 @@ OWN_FILE = ['--config=configs/cyan.py:tiny', '--config.model.variant=rmtpp',
             '--config.data.num_cascades=0']
 
 
+def _reset_flags():
+  """Flags as before any parse (the override flags of a parse removed)."""
+  flags.FLAGS.unparse_flags()
+  for name in list(flags.FLAGS):
+    if name.startswith('config.'):
+      delattr(flags.FLAGS, name)
+
+
 def cli(*args):
   """(exit status, stdout, stderr) of `python -m cyan_rcbm.main ARGS`."""
   argv = ['cyan_rcbm.main', *args]
   out, err = io.StringIO(), io.StringIO()
-  old_argv = sys.argv
+  old_argv, verbosity = sys.argv, logging.get_verbosity()
   sys.argv = argv  # config_flags reads the overrides from sys.argv
-  flags.FLAGS.unparse_flags()
-  for name in list(flags.FLAGS):  # a previous call's override flags
-    if name.startswith('config.'):
-      delattr(flags.FLAGS, name)
+  _reset_flags()
   code = 0
   try:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -54,6 +60,8 @@ def cli(*args):
     code = e.code
   finally:
     sys.argv = old_argv
+    _reset_flags()
+    logging.set_verbosity(verbosity)  # main quiets absl logging
   return code, out.getvalue(), err.getvalue()
 
 
