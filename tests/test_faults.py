@@ -7,6 +7,7 @@ this process where it can; a kill runs it in a subprocess.
 """
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -245,6 +246,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_run_resumes(
   assert code == 2
   assert err.strip().splitlines()[-1].startswith(
       f'error: {ckpts}: no checkpoint restores: steps ')
+  gc.collect()  # orbax's abandoned reads are collected (and ignored) here
 
 
 def _spawn_sleeper():
@@ -367,6 +369,8 @@ def test_cyan_killed_at_three_steps_then_rerun_equals_uninterrupted(
     assert strip(f) == strip(g)
 
 
+# orbax's asyncio loop may report closing late (not the run's concern).
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
 def test_rcbm_killed_mid_level_then_rerun_equals_uninterrupted(
     compile_cache, tmp_path):
   """Kills at outer iterations 6 (level 1, checkpoint 4), 10 (checkpoint 8)
@@ -388,3 +392,4 @@ def test_rcbm_killed_mid_level_then_rerun_equals_uninterrupted(
   for a, b in zip(ref.levels, got.levels):
     np.testing.assert_array_equal(b.w, a.w)
     np.testing.assert_array_equal(b.strength, a.strength)
+  gc.collect()
