@@ -19,7 +19,10 @@ from ml_collections import config_flags
 
 from cyan_rcbm import errors
 from cyan_rcbm.common import compile_cache
+from cyan_rcbm.common import config_check
 from cyan_rcbm.common import config_loading
+from cyan_rcbm.common import workdir as workdir_lib
+from cyan_rcbm.common import workdir_lock
 
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for config.json, metrics, checkpoints and '
@@ -36,15 +39,35 @@ TASKS = {
 }
 
 
-def run(config, workdir: str):
-  """Runs `config.task` in `workdir`; returns what the task returns."""
+def run(config, workdir: str, reference=None):
+  """Runs `config.task` in `workdir`; returns what the task returns.
+
+  The config is checked first (`config_check.validate`, with `reference`:
+  the config as loaded before command-line overrides), so that a bad one
+  writes nothing; then the workdir is locked (`workdir_lock`) for the run.
+  A fresh run that stops on an `InputError` (or a non-finite loss) before
+  its first checkpoint leaves no files behind (`workdir.FreshStart`).
+  """
   task = config.get('task', None)
   if task not in TASKS:
     raise errors.ConfigError(
         f'config.task is {task!r}; expected one of {sorted(TASKS)}.')
+  if not workdir:
+    raise errors.ConfigError('--workdir is required.')
+  config_check.validate(config, reference)
   module = importlib.import_module(TASKS[task])
-  with compile_cache.active(config, workdir):  # persistent cache, compile time
-    return module.train_and_evaluate(config, workdir)
+  start = workdir_lib.FreshStart(workdir)
+  try:
+    with workdir_lock.hold(workdir,
+                           enabled=not config.get('distributed', False)):
+      try:
+        with compile_cache.active(config, workdir):  # persistent cache
+          return module.train_and_evaluate(config, workdir)
+      except (errors.InputError, FloatingPointError):
+        start.discard()  # a fresh run without a checkpoint: no files left
+        raise
+  finally:
+    start.remove_if_empty()
 
 
 def main(argv):
@@ -58,7 +81,9 @@ def main(argv):
     # orbax logs ~20 INFO lines per checkpoint; progress lines are printed.
     logging.set_verbosity(logging.WARNING)
   try:
-    run(flags.FLAGS.config, _WORKDIR.value)
+    reference = config_loading.load_config(
+        flags.FLAGS['config'].config_filename)
+    run(flags.FLAGS.config, _WORKDIR.value, reference)
   except errors.InputError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -188,3 +188,39 @@ def test_load_config_variants_and_overrides():
     config_loading.load_config('configs/demo.py', nope=1)
   with pytest.raises(errors.ConfigError, match='does not exist'):
     config_loading.load_config('configs/missing.py')
+
+
+def test_checkpointer_falls_back_past_a_damaged_checkpoint(tmp_path, capsys):
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  state = {'w': jnp.ones((2, 3))}
+  for step in (1, 2):
+    ckpt.save(step, {'w': state['w'] * step}, {'epoch': step})
+  meta = os.path.join(ckpt.directory, '2', 'meta', 'metadata')
+  with open(meta, 'r+b') as f:
+    f.write(b'\x00garbage')
+  # read-only use: the older one, the folder left as it is.
+  step, restored, _ = checkpoint.Checkpointer(str(tmp_path)).restore(
+      state, set_aside=False)
+  assert step == 1 and float(restored['w'][0, 0]) == 1.0
+  assert sorted(os.listdir(ckpt.directory)) == ['1', '2']
+  assert '/checkpoints/2 is damaged' in capsys.readouterr().err
+  # a run: the damaged one is moved aside, the next save goes on from it.
+  again = checkpoint.Checkpointer(str(tmp_path))
+  assert again.restore(state)[0] == 1
+  assert os.listdir(tmp_path / 'checkpoints_damaged') == ['2']
+  again.save(2, state, {'epoch': 2})
+  assert again.latest_step() == 2
+  with pytest.raises(ValueError, match='keep at least 2'):
+    checkpoint.Checkpointer(str(tmp_path), max_to_keep=1)
+
+
+def test_checkpointer_skips_a_checkpoint_of_another_shape(tmp_path):
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  ckpt.save(1, {'w': jnp.ones((2, 3))}, {'level': 1})
+  assert ckpt.restore({'w': jnp.ones((4, 4))}) is None  # not damaged
+  assert os.listdir(ckpt.directory) == ['1']
+  with open(os.path.join(ckpt.directory, '1', 'meta', 'metadata'), 'wb') as f:
+    f.write(b'{')
+  with pytest.raises(errors.DataError, match='checkpoints: no checkpoint '
+                     r'restores: steps \[1\] are all damaged'):
+    ckpt.restore({'w': jnp.ones((2, 3))})

@@ -107,7 +107,7 @@ def test_read_errors(tmp_path):
   path = str(tmp_path / 'junk.npz')
   with open(path, 'w') as f:
     f.write('not a zip')
-  with pytest.raises(DataError, match='junk.npz: cannot read'):
+  with pytest.raises(DataError, match='junk.npz: not an .npz archive'):
     dynamics.read_dynamics(path)
 
 
@@ -137,3 +137,50 @@ def test_write_npz_atomic_round_trip_and_no_partial_file(tmp_path, compressed):
   assert os.listdir(tmp_path / 'sub') == ['a.npz']
   with np.load(path) as z:
     np.testing.assert_array_equal(z['w'], arrays['w'])
+
+
+def test_npy_and_npz_are_memory_mapped_where_the_file_allows(tmp_path):
+  x = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
+  npy, stored, packed = (str(tmp_path / n) for n in ('x.npy', 's.npz',
+                                                     'c.npz'))
+  np.save(npy, x)
+  np.savez(stored, x=x, ids=np.array(['a', 'b']))
+  np.savez_compressed(packed, x=x)
+  for path, mapped in ((npy, True), (stored, True), (packed, False)):
+    back = dynamics.read_dynamics(path, dtype=None)
+    assert isinstance(back.x, np.memmap) == mapped, path
+    np.testing.assert_array_equal(back.x, x)
+    assert back.x.dtype == np.float64
+    as_f32 = dynamics.read_dynamics(path)
+    assert as_f32.x.dtype == np.float32 and not isinstance(as_f32.x,
+                                                           np.memmap)
+  assert dynamics.read_dynamics(stored).ids == ['a', 'b']
+  fortran = str(tmp_path / 'f.npy')
+  np.save(fortran, np.asfortranarray(x))
+  np.testing.assert_array_equal(dynamics.read_dynamics(fortran, dtype=None).x,
+                                x)
+
+
+def test_npy_errors_name_the_file(tmp_path):
+  text = tmp_path / 'x.txt'
+  text.write_text('1 2 3\n')
+  with pytest.raises(DataError, match=r'x.txt: not an .npz archive nor an '
+                     r'.npy file \(expected an .npz with x'):
+    dynamics.read_dynamics(str(text))
+  path = str(tmp_path / 'flat.npy')
+  np.save(path, np.ones(5))
+  with pytest.raises(DataError, match='flat.npy: x has shape'):
+    dynamics.read_dynamics(path)
+  cut = tmp_path / 'cut.npy'
+  np.save(str(cut), np.ones((4, 3, 5)))
+  cut.write_bytes(cut.read_bytes()[:60])
+  with pytest.raises(DataError, match='cut.npy: cannot read'):
+    dynamics.read_dynamics(str(cut))
+
+
+def test_non_finite_values_are_found_in_any_block():
+  x = np.zeros((50, 2, 3))
+  x[37, 1, 2] = np.inf
+  x[45, 0, 0] = np.nan
+  first, count = dynamics._non_finite(x, block=12)  # 2 samples per block
+  assert first == (37, 1, 2) and count == 2

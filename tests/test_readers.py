@@ -293,7 +293,11 @@ _MALFORMED = [
      "unknown key(s) ['time']"),
     ('jsonl', '{"id": 1.5, "users": ["a"], "times": [0]}\n', 1,
      '"id" must be a string'),
-    ('jsonl', '{"users": ["a"], "times": [0]}\n', 1, '"id" must be a string'),
+    ('jsonl', '{"id": null, "users": ["a"], "times": [0]}\n', 1,
+     '"id" must be a string'),
+    ('jsonl', '{"id": "2", "users": ["a", "b"], "times": [0, 1]}\n'
+     '{"users": ["a", "b"], "times": [0, 1]}\n', 2,
+     'cascade id already used on line 1'),
     ('jsonl', '{"id": "1", "users": ["a"]}\n', 1,
      '"users" and "times" are required'),
     ('jsonl', '{"id": "1", "users": "ab", "times": [0]}\n', 1,
@@ -346,3 +350,11 @@ def test_malformed_graph_lines(tmp_path):
   assert str(e.value).startswith(f'{graph}:2: expected one edge')
   ds, report = read_cascades(cas, 'forest', graph_path=graph, options=LENIENT)
   assert ds.edges.tolist() == [[0, 1]] and report.malformed[0][0] == 2
+
+
+def test_jsonl_id_is_optional_and_defaults_to_the_line_number(tmp_path):
+  path = _write(tmp_path, '{"users": ["a", "b"], "times": [0, 1]}\n'
+                '{"id": "x", "users": ["b", "c"], "times": [0, 2]}\n'
+                '{"users": ["c", "a"], "times": [1, 3]}\n', 'c.jsonl')
+  ds, _ = read_cascades(path, 'jsonl')
+  assert [c.id for c in ds.cascades] == ['1', 'x', '3']

@@ -61,3 +61,24 @@ def test_chronological_split_prefers_timestamps():
 def test_bad_fractions(bad):
   with pytest.raises(ConfigError, match='split_fractions'):
     random_split(_dataset(), bad)
+
+
+def test_check_sizes_needs_an_event_to_score_in_every_used_split():
+  from cyan_rcbm.data import splits as splits_lib  # pylint: disable=g-import-not-at-top
+  from cyan_rcbm.errors import DataError  # pylint: disable=g-import-not-at-top
+  parts = random_split(_dataset(10), (0.8, 0.2, 0.0), seed=0)
+  warnings = splits_lib.check_sizes(parts, {'test': False}, 'how', 'src')
+  assert warnings == ['WARNING: the test split is empty (how): nothing for '
+                      'the test metrics (eval_test.json).']
+  with pytest.raises(DataError, match=r'src: how gives train 8 cascades / '
+                     r'\d+ events, valid 2 cascades / \d+ events, test 0 '
+                     r'cascades / 0 events: the test split feeds the test '
+                     'metrics'):
+    splits_lib.check_sizes(parts, {'test': True}, 'how', 'src')
+  # one-event cascades have nothing to score (min_length=1).
+  single = CascadeDataset(tuple(
+      Cascade(str(i), np.array([i], np.int32), np.zeros(1)) for i in range(4)),
+      tuple(str(i) for i in range(4)))
+  with pytest.raises(DataError, match='the train split feeds training'):
+    splits_lib.check_sizes(random_split(single, (1.0, 0.0, 0.0)),
+                           {'valid': False, 'test': False}, 'how')

@@ -129,3 +129,21 @@ def test_invalid_dataset_is_not_written(tmp_path):
     write_cascades(ds, str(path), 'csv')
   with pytest.raises(DataError, match='no graph'):
     write_graph(dataclasses.replace(ds, edges=None), str(path), 'jsonl')
+
+
+
+@pytest.mark.parametrize('mask', [0o027, 0o002])
+def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path, mask):
+  from cyan_rcbm.data import dynamics  # pylint: disable=g-import-not-at-top
+  old = os.umask(mask)
+  try:
+    npz, jsonl = str(tmp_path / 'x.npz'), str(tmp_path / 'c.jsonl')
+    dynamics.write_npz_atomic(npz, {'x': np.ones(2)}, compressed=False)
+    write_cascades(_dataset(), jsonl, 'jsonl')
+    with open(str(tmp_path / 'plain.txt'), 'w') as f:
+      f.write('as open() writes it')
+  finally:
+    os.umask(old)
+  want = 0o666 & ~mask
+  for name in ('x.npz', 'c.jsonl', 'plain.txt'):
+    assert os.stat(tmp_path / name).st_mode & 0o777 == want, name

@@ -26,6 +26,7 @@ import numpy as np
 from cyan_rcbm import errors
 
 CONFIG_FILE = 'config.json'
+LOCK_FILE = 'run.lock'           # held by a running run (common/workdir_lock.py)
 METRICS_FILE = 'metrics.jsonl'
 TENSORBOARD_DIR = 'tensorboard'
 TENSORBOARD_ENV = 'CYAN_RCBM_TENSORBOARD'
@@ -280,3 +281,50 @@ class Progress:
     line = ' | '.join(parts)
     print(line, file=self.stream, flush=True)
     return line
+
+
+class FreshStart:
+  """What a run found in its workdir, to undo a fresh start that failed.
+
+  A fresh run (no `config.json` yet) that stops on a user error (or a
+  non-finite loss) before its first checkpoint should leave nothing behind,
+  so that the corrected command can run in the same workdir. `discard()`
+  removes the files such a start writes (`config.json`, metrics files,
+  empty folders) when they are new and nothing else was written; `remove_if_empty()` removes the workdir
+  itself when this run created it and it is empty.
+  """
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.existed = os.path.isdir(workdir)
+    self.before = set(os.listdir(workdir)) if self.existed else set()
+    self.fresh = CONFIG_FILE not in self.before
+
+  def _removable(self, name: str) -> bool:
+    path = os.path.join(self.workdir, name)
+    if os.path.isdir(path):
+      return all(not files for _, _, files in os.walk(path))
+    return name == CONFIG_FILE or name.endswith('.jsonl')
+
+  def discard(self) -> None:
+    if not self.fresh or not os.path.isdir(self.workdir):
+      return
+    new = set(os.listdir(self.workdir)) - self.before - {LOCK_FILE}
+    if not all(self._removable(name) for name in new):
+      return  # the run got further (a checkpoint, results): keep it all.
+    for name in new:
+      path = os.path.join(self.workdir, name)
+      if os.path.isdir(path):
+        for root, dirs, _ in os.walk(path, topdown=False):
+          for d in dirs:
+            os.rmdir(os.path.join(root, d))
+        os.rmdir(path)
+      else:
+        os.remove(path)
+
+  def remove_if_empty(self) -> None:
+    if not self.existed and os.path.isdir(self.workdir):
+      try:
+        os.rmdir(self.workdir)
+      except OSError:
+        pass  # not empty: it holds a run

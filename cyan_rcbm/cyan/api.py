@@ -141,7 +141,7 @@ def load_cyan(workdir: str, *, step: int | None = None) -> CyanModel:
   ckpt = checkpoint_lib.Checkpointer(workdir)
   with warnings.catch_warnings():  # orbax: sharding read from the checkpoint
     warnings.filterwarnings('ignore', message='Sharding info not provided')
-    restored = ckpt.restore(template, step=step)
+    restored = ckpt.restore(template, step=step, set_aside=False)
   if restored is None:
     raise errors.InputError(f'{workdir} has no checkpoint to load.')
   step, state, _ = restored

@@ -363,9 +363,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     if s['first_bad'] >= 0:
       raise FloatingPointError(
           f'non-finite loss at step {s["first_bad"] + 1} (epoch {epoch + 1}); '
-          f'stopped without updating from it. The last good checkpoint is '
-          f'step {ckpt.latest_step()} in {ckpt.directory}. Try a lower '
-          'train.learning_rate or train.grad_clip.')
+          f'stopped without updating from it; {ckpt.describe_latest()}. '
+          'Try a lower train.learning_rate or train.grad_clip.')
     stats = zero_stats()
     if s['count']:
       work += s['events']
@@ -422,7 +421,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if not np.isfinite(nll):
         raise FloatingPointError(
             f'non-finite validation NLL after epoch {epoch + 1} (step '
-            f'{step}); the last good checkpoint is step {ckpt.latest_step()}.')
+            f'{step}); {ckpt.describe_latest()}.')
       better = meta['best_valid_nll'] is None or nll < meta['best_valid_nll']
       if better:
         meta['best_valid_nll'] = nll

@@ -1,7 +1,8 @@
 """Dynamics sample sets for RCBM (SPEC B1): validation and .npz files.
 
 A sample set is `x` [n, D, T]: n samples ("social dynamics") of D features over
-T time steps. On disk it is an `.npz` archive with the keys
+T time steps. On disk it is a plain `.npy` holding `x`, or an `.npz` archive
+with the keys
 
 * `x`: float [n, D, T] (required);
 * `feature_names`: str [D] (optional, default `f0 .. f{D-1}`);
@@ -24,6 +25,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cyan_rcbm.common import files
+from cyan_rcbm.data import array_files
 from cyan_rcbm.data.types import Dynamics
 from cyan_rcbm.errors import DataError
 
@@ -88,25 +91,45 @@ def validate_dynamics(x: np.ndarray | Dynamics, *, source: str = '',
         f'{len(ids)} ids for {n} samples (x has shape {tuple(x.shape)})',
         path=path)
   if np.issubdtype(x.dtype, np.floating):
-    bad = ~np.isfinite(x)
-    if bad.any():
-      i, j, k = (int(v) for v in np.argwhere(bad)[0])
+    first, count = _non_finite(x)
+    if count:
+      i, j, k = first
       sample = repr(str(ids[i])) if ids is not None else str(i)
       feature = repr(str(feature_names[j])) if feature_names is not None else str(j)
-      count = int(bad.sum())
       more = f'; {count} non-finite values in all' if count > 1 else ''
       raise DataError(
           f'x[{i}, {j}, {k}] is {x[i, j, k]} (sample {sample}, feature '
           f'{feature}){more}', path=path)
 
 
-def read_dynamics(path: str, *, dtype: np.dtype | type = np.float32
+def _non_finite(x_NxDxT: np.ndarray, block: int = 1 << 22
+                ) -> tuple[tuple[int, int, int] | None, int]:
+  """(index of the first, count of) non-finite entries, read in blocks of
+  samples (a memory-mapped `x` is streamed, not loaded)."""
+  rows = max(1, block // max(1, x_NxDxT[0].size))
+  first, count = None, 0
+  for start in range(0, x_NxDxT.shape[0], rows):
+    bad = ~np.isfinite(x_NxDxT[start:start + rows])
+    n = int(bad.sum())
+    if n and first is None:
+      i, j, k = (int(v) for v in np.argwhere(bad)[0])
+      first = (start + i, j, k)
+    count += n
+  return first, count
+
+
+def read_dynamics(path: str, *, dtype: np.dtype | type | None = np.float32
                   ) -> Dynamics:
-  """Reads and validates an .npz sample set (see the module docstring).
+  """Reads and validates a sample set: an .npz (module docstring) or an .npy.
+
+  A plain `.npy` holds `x` alone. Arrays are memory-mapped where the file
+  allows (`cyan_rcbm.data.array_files`): with `dtype=None`, `x` keeps the
+  stored dtype and stays on disk until used (subsets read only their part).
 
   Args:
-    path: the .npz file.
-    dtype: float dtype of the returned `x` (float32 by default).
+    path: the .npz or .npy file (told apart by content, not name).
+    dtype: float dtype of the returned `x` (float32 by default; None: as
+      stored, memory-mapped where possible).
 
   Returns:
     The validated `Dynamics`; `source` is the stored source, else `path`.
@@ -115,28 +138,28 @@ def read_dynamics(path: str, *, dtype: np.dtype | type = np.float32
     DataError: missing or unreadable file, no key `x`, or any problem
       `validate_dynamics` finds.
   """
-  if not os.path.isfile(path):
-    raise DataError('no such file', path=path)
+  arrays = array_files.open_arrays(path)
+  if 'x' not in arrays:
+    raise DataError(
+        f'no array "x" in the archive (keys: {sorted(arrays) or "none"}); '
+        'expected x [num_samples, num_features, length]', path=path)
+  x = arrays['x']
   try:
-    with np.load(path, allow_pickle=False) as z:
-      keys = set(z.files)
-      if 'x' not in keys:
-        raise DataError(
-            f'no array "x" in the archive (keys: {sorted(keys) or "none"}); '
-            'expected x [num_samples, num_features, length]', path=path)
-      x = z['x']
-      names = [str(s) for s in z['feature_names']] if 'feature_names' in keys else None
-      ids = [str(s) for s in z['ids']] if 'ids' in keys else None
-      source = str(z['source']) if 'source' in keys else ''
-  except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-    raise DataError(f'cannot read as .npz ({e})', path=path) from None
+    names = ([str(s) for s in arrays['feature_names']]
+             if 'feature_names' in arrays else None)
+    ids = [str(s) for s in arrays['ids']] if 'ids' in arrays else None
+    source = str(arrays['source']) if 'source' in arrays else ''
+  except TypeError as e:
+    raise DataError(f'feature_names / ids / source are not arrays of text '
+                    f'({e})', path=path) from None
   validate_dynamics(x, source=path, feature_names=names, ids=ids)
   if names is None:
     names = [f'f{j}' for j in range(x.shape[1])]
   if ids is None:
     ids = [str(i) for i in range(x.shape[0])]
-  return Dynamics(x=np.asarray(x, dtype=dtype), feature_names=names, ids=ids,
-                  source=source or path)
+  if dtype is not None:
+    x = np.asarray(x, dtype=dtype)
+  return Dynamics(x=x, feature_names=names, ids=ids, source=source or path)
 
 
 def read_extras(path: str) -> dict[str, np.ndarray]:
@@ -196,6 +219,7 @@ def write_npz_atomic(path: str, arrays: Mapping[str, np.ndarray], *,
   fd, tmp = tempfile.mkstemp(dir=directory, suffix='.npz.tmp')
   save = np.savez_compressed if compressed else np.savez
   try:
+    files.open_mode_like(fd)  # mkstemp's 0600 -> what open() gives
     with os.fdopen(fd, 'wb') as f:
       save(f, **arrays)
     os.replace(tmp, path)

@@ -140,13 +140,14 @@ def _parse_jsonl(rd: LineReader, ln: int, line: str) -> RawCascade | None:
   if not isinstance(obj, dict):
     rd.problem(f'expected a JSON object, got {type(obj).__name__}', ln)
     return None
-  cid = _json_token(obj.get('id'))
+  # "id" is optional: the line number, as the text formats without ids.
+  cid = _json_token(obj['id']) if 'id' in obj else str(ln)
   n = len(obj['users']) if isinstance(obj.get('users'), list) else 0
   bad = None
   unknown = sorted(set(obj) - set(_JSONL_KEYS))
   if unknown:
     bad = f'unknown key(s) {unknown}; valid keys: {list(_JSONL_KEYS)}'
-  elif 'id' not in obj or cid is None:
+  elif cid is None:
     bad = f'"id" must be a string (or integer), got {obj.get("id")!r}'
   elif 'users' not in obj or 'times' not in obj:
     bad = '"users" and "times" are required'

@@ -3,8 +3,9 @@
 Formats (one cascade per line; see docs/data.md for examples):
 
 * `jsonl`: `{"id": "c1", "users": ["a", "b"], "times": [0.0, 1.5],
-  "parents": [-1, 0], "timestamps": [...]}`; `parents` and `timestamps` are
-  optional; users are strings (ints are turned into their string form).
+  "parents": [-1, 0], "timestamps": [...]}`; `id`, `parents` and
+  `timestamps` are optional (a missing `id` is the 1-based line number);
+  users are strings (ints are turned into their string form).
 * `cyanrnn` (CYAN-RNN authors): `cascade_id,user,time,user,time,...`.
 * `forest` (FOREST / MS-HGAT): `user time,user time,...,` (trailing comma
   optional). The first chunk may have three fields `root user time`: the root

@@ -149,8 +149,8 @@ def _field(cfg, key: str):
   return cfg[key] if key in cfg else DEFAULTS[key]
 
 
-def _settings(cfg) -> dict[str, Any]:
-  """Reads and checks every field of `config.data`."""
+def check_data_config(cfg) -> dict[str, Any]:
+  """Reads and checks every field of `config.data`; returns their values."""
   s = {k: _field(cfg, k) for k in DEFAULTS}
   if s['split'] not in SPLITS:
     raise ConfigError(f'data.split={s["split"]!r} is not one of {SPLITS}.')
@@ -335,7 +335,7 @@ def load_splits(data_config: ml_collections.ConfigDict) -> splits_lib.Splits:
   All three splits share one vocab and the same edges. One log line per
   split, plus what was dropped.
   """
-  s = _settings(data_config)
+  s = check_data_config(data_config)
   builtin = BUILTIN[s['name']] if s['name'] else None
   label = s['name'] or s['path']
   if builtin is not None and builtin.synthetic:
@@ -402,4 +402,21 @@ def load_splits(data_config: ml_collections.ConfigDict) -> splits_lib.Splits:
                  '%s edges, times in %s', label, part, len(ds), ds.num_events,
                  ds.num_users, 'no' if ds.edges is None else len(ds.edges),
                  ds.time_unit)
+  _check_split_sizes(s, result, label)
   return result
+
+
+def _check_split_sizes(s: Mapping[str, Any], result: splits_lib.Splits,
+                       label: str) -> None:
+  """Every split the run uses can be scored (`splits.check_sizes`)."""
+  f_train, f_valid, f_test = s['split_fractions']
+  total = sum(len(d) for _, d in result.items())
+  if s['split'] == 'given':
+    needed = {'train': True, 'valid': f_valid > 0, 'test': True}
+    how = f"data.split='given' ({total} cascades in the given files)"
+  else:
+    needed = {'train': True, 'valid': f_valid > 0, 'test': f_test > 0}
+    how = (f'data.split={s["split"]!r}, data.split_fractions='
+           f'{tuple(s["split_fractions"])} on {total} cascades')
+  for warning in splits_lib.check_sizes(result, needed, how, label):
+    _log('%s', warning)

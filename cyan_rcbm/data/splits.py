@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from cyan_rcbm.data.types import CascadeDataset
-from cyan_rcbm.errors import ConfigError
+from cyan_rcbm.errors import ConfigError, DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,3 +96,47 @@ def chronological_split(dataset: CascadeDataset,
   starts = np.asarray([start(c) for c in dataset.cascades], dtype=np.float64)
   order = np.argsort(starts, kind='stable')
   return _split(dataset, order, fractions, keep_order=False)
+
+
+# What each split feeds, for the messages of `check_sizes`.
+_FEEDS = {'train': 'training', 'valid': 'early stopping (valid NLL)',
+          'test': 'the test metrics (eval_test.json)'}
+
+
+def next_events(dataset: CascadeDataset) -> int:
+  """Events that have a previous event in their cascade (what is scored)."""
+  return int(sum(max(len(c) - 1, 0) for c in dataset.cascades))
+
+
+def check_sizes(splits: Splits, needed: dict[str, bool], how: str,
+                source: str | None = None) -> list[str]:
+  """Checks that every split a run needs can be scored.
+
+  Args:
+    splits: the three splits.
+    needed: split name -> whether the run uses it (a split left out on
+      purpose, e.g. a valid fraction of 0, is not needed).
+    how: the setting that made the splits, for the message (e.g.
+      'data.split_fractions=(0.8, 0.1, 0.1) on 2 cascades').
+    source: the data's file or name, for the message.
+
+  Returns:
+    One warning per split that is not needed and empty.
+
+  Raises:
+    DataError: a needed split has no event to score (no cascade with two
+      events), with the cascade and event counts of all three.
+  """
+  counts = ', '.join(f'{name} {len(d)} cascades / {d.num_events} events'
+                     for name, d in splits.items())
+  for name, data in splits.items():
+    if needed.get(name, True) and next_events(data) == 0:
+      raise DataError(
+          f'{how} gives {counts}: the {name} split feeds {_FEEDS[name]} and '
+          'needs at least one cascade of two or more events. Use more '
+          'cascades or other split fractions (a valid or test fraction of 0 '
+          'skips that split).', path=source)
+  return [f'WARNING: the {name} split is empty ({how}): nothing for '
+          f'{_FEEDS[name]}.'
+          for name, data in splits.items()
+          if not needed.get(name, True) and not len(data)]

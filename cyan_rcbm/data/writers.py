@@ -18,6 +18,7 @@ import tempfile
 
 import numpy as np
 
+from cyan_rcbm.common import files
 from cyan_rcbm.data import readers
 from cyan_rcbm.data.types import Cascade, CascadeDataset
 from cyan_rcbm.data.validate import validate_dataset
@@ -32,6 +33,7 @@ def _atomic_write(path: str, lines) -> None:
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp_',
                              suffix=os.path.basename(path))
   try:
+    files.open_mode_like(fd)  # mkstemp's 0600 -> what open() gives
     with os.fdopen(fd, 'w', encoding='utf-8') as f:
       for line in lines:
         f.write(line)

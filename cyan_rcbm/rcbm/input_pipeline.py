@@ -1,7 +1,8 @@
 """The input side of an RCBM run: which samples, which split, which scale.
 
 `load_dynamics(config.data)` reads or generates the [n, D, T] sample set a
-config names (a user's .npz, planted samples, the Higgs-Twitter dynamics, or
+config names (a user's .npz or .npy, memory-mapped so that `max_samples`
+reads only its subset; planted samples, the Higgs-Twitter dynamics, or
 the B8 dynamics of a shipped cascade set); `split_indices` draws the seeded
 train/test split and `data_scale` the per-feature divisors applied before
 level 1 (SPEC B7, B8).
@@ -20,17 +21,28 @@ SCALES = ('none', 'global', 'feature')
 SOURCES = ('path', 'planted', 'higgs', 'cascades')
 
 
-def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
-  """The sample set `config.data` names (validated)."""
+def check_data_config(data: ml_collections.ConfigDict) -> None:
+  """ConfigError for a bad `data.source`, `path`, `scale` or `test_fraction`."""
   if data.source not in SOURCES:
     raise errors.ConfigError(f'data.source must be one of {SOURCES}, got '
                              f'{data.source!r}')
+  if data.source == 'path' and not data.path:
+    raise errors.ConfigError(
+        'data.path is empty: give --config.data.path=FILE.npz (x [n, D, T]) '
+        'or pick a variant (tiny, synthetic, twitter_higgs, cascades_*)')
+  if data.scale not in SCALES:
+    raise errors.ConfigError(f'data.scale must be one of {SCALES}, got '
+                             f'{data.scale!r}')
+  if not 0 <= float(data.test_fraction) < 1:
+    raise errors.ConfigError(f'data.test_fraction must be in [0, 1), got '
+                             f'{data.test_fraction}')
+
+
+def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
+  """The sample set `config.data` names (validated)."""
+  check_data_config(data)
   if data.source == 'path':
-    if not data.path:
-      raise errors.ConfigError(
-          'data.path is empty: give --config.data.path=FILE.npz (x [n, D, T]) '
-          'or pick a variant (tiny, synthetic, twitter_higgs, cascades_*)')
-    dyn = dynamics_lib.read_dynamics(data.path)
+    dyn = dynamics_lib.read_dynamics(data.path, dtype=None)  # memory-mapped
   elif data.source == 'planted':
     from cyan_rcbm.data import planted  # pylint: disable=g-import-not-at-top
     dyn = planted.make_planted(**data.planted.to_dict())[0]
@@ -51,6 +63,10 @@ def load_dynamics(data: ml_collections.ConfigDict) -> Dynamics:
                               replace=False))
     dyn = Dynamics(x=dyn.x[keep], feature_names=dyn.feature_names,
                    ids=[dyn.ids[i] for i in keep], source=dyn.source)
+  if dyn.x.dtype != np.float32:  # a memory-mapped file: read it now
+    dyn = Dynamics(x=np.asarray(dyn.x, np.float32),
+                   feature_names=dyn.feature_names, ids=dyn.ids,
+                   source=dyn.source)
   return dyn
 
 
@@ -63,6 +79,12 @@ def split_indices(num_samples: int, test_fraction: float, seed: int
   num_test = int(round(num_samples * test_fraction))
   if test_fraction > 0 and num_samples >= 2:
     num_test = min(max(num_test, 1), num_samples - 1)
+  if test_fraction > 0 and num_test == 0:
+    raise errors.DataError(
+        f'data.test_fraction={test_fraction} on {num_samples} sample(s) gives '
+        f'{num_samples} train / 0 test samples: perplexity_test needs a test '
+        'sample and training one more; use more samples, or '
+        'data.test_fraction=0 to skip the test perplexity.')
   perm = np.random.default_rng([int(seed), 11]).permutation(num_samples)
   return np.sort(perm[num_test:]), np.sort(perm[:num_test])
 

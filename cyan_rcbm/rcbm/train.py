@@ -249,8 +249,10 @@ def _train(config, workdir, resuming, x_train, specs, cfg, fit_kwargs,
     if len(completed) < len(specs) and latest is not None:
       template = _state_template(x_level, specs[len(completed)], fit_kwargs,
                                  cfg)
-      step, state, meta = ckpt.restore(template)
-      if meta.get('level') == len(completed) + 1:
+      restored = ckpt.restore(template)  # None: only a finished level's
+      if restored is not None and restored[2].get('level') == len(
+          completed) + 1:
+        step, state, meta = restored
         resume_state = state
         print(f'[rcbm] resuming level {meta["level"]} at outer iteration '
               f'{int(state.iteration)} (checkpoint step {step}).', flush=True)
