@@ -83,6 +83,14 @@ def _cyan_rules() -> list[_Rule]:
     rules.append(_Rule(f'model.{key}', attend,
                        lambda c: "model.variant='cyan' or 'cyan_cov' (the "
                        'attention decoder)', cli_only=True))
+  prior = lambda c: bool(c.model.get('transition_prior', False))
+  for key in ('prior_top_m', 'prior_window', 'prior_decay'):
+    rules.append(_Rule(f'model.{key}', prior,
+                       lambda c: 'model.transition_prior=True',
+                       cli_only=True))
+  rules.append(_Rule('train.num_negatives',
+                     lambda c: c.train.get('softmax', 'exact') == 'sampled',
+                     lambda c: "train.softmax='sampled'", cli_only=True))
   derived = lambda c: not tuple(c.batching.bucket_lengths)
   for key in ('min_bucket', 'fine_until', 'bucket_growth'):
     rules.append(_Rule(f'batching.{key}', derived,
@@ -169,9 +177,11 @@ def _task_checks(config, task: str) -> None:
     from cyan_rcbm.data import registry  # pylint: disable=g-import-not-at-top
     registry.check_data_config(config.data)
     censoring.censor_end_of(config.train)
-    if config.model.variant not in model_lib.VARIANTS:
+    from cyan_rcbm.cyan import baselines  # pylint: disable=g-import-not-at-top
+    valid = model_lib.VARIANTS + baselines.NAMES
+    if config.model.variant not in valid:
       raise errors.ConfigError(f'model.variant is {config.model.variant!r}; '
-                               f'expected one of {model_lib.VARIANTS}.')
+                               f'expected one of {valid}.')
   elif task == 'rcbm':
     from cyan_rcbm.rcbm import input_pipeline  # pylint: disable=g-import-not-at-top
     from cyan_rcbm.rcbm import train as rcbm_train  # pylint: disable=g-import-not-at-top
