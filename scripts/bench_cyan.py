@@ -88,9 +88,13 @@ _FLOOR_BATCH = 2048  # events per softmax-floor step
 
 def _config(variant: str) -> ml_collections.ConfigDict:
   if _DATA.value:
+    extra = {}
+    if flags.FLAGS['num_cascades'].present:  # a generated set's size
+      extra['data__num_cascades'] = _CASCADES.value
     return config_loading.load_config(
         f'configs/cyan.py:{_DATA.value}', model__variant=variant,
-        mesh_devices=_MESH_DEVICES.value, train__softmax=_SOFTMAX.value)
+        mesh_devices=_MESH_DEVICES.value, train__softmax=_SOFTMAX.value,
+        **extra)
   h = _HIDDEN.value
   overrides = dict(
       data__num_cascades=_CASCADES.value, data__split_fractions=(1.0, 0.0, 0.0),

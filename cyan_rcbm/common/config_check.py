@@ -21,6 +21,7 @@ with a `reference`: config variants set such fields for every model variant
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, Callable
 
@@ -171,6 +172,8 @@ def unused_fields(config, task: str, reference=None) -> list[str]:
 
 def _task_checks(config, task: str) -> None:
   """The task's own value checks, run before the workdir is touched."""
+  from cyan_rcbm.common import backend_defaults  # pylint: disable=g-import-not-at-top
+  config = backend_defaults.resolve_config(config)  # the "auto" sizes
   if task == 'cyan':
     from cyan_rcbm.cyan import censoring  # pylint: disable=g-import-not-at-top
     from cyan_rcbm.cyan import model as model_lib  # pylint: disable=g-import-not-at-top
@@ -212,7 +215,7 @@ def validate(config, reference=None) -> None:
     for variant in variants:
       checked = sub
       if variant is not None:
-        checked = ml_collections.ConfigDict(sub.to_dict())
+        checked = copy.deepcopy(sub)  # keeps the fields' types
         checked.model.variant = variant
       problems = unused_fields(checked, sub_task, ref)
       if problems:
