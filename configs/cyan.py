@@ -118,6 +118,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.prior_top_m = 64          # successors kept per user
   config.model.prior_window = 16         # events back the prior reads
   config.model.prior_decay = 0.8         # weight decay^age of an older event
+  config.model.prior_reach = 16          # counts: u within this many events after v
   config.model.popularity_bias = False   # output bias starts at log training share
 
   config.train = ml_collections.ConfigDict()

@@ -44,7 +44,8 @@ def test_graph_table_lists_out_neighbours_most_active_first():
   assert users[4, 0] == 0 and counts[3, 0] == 0   # 3 has no out-edge
 
 
-def _reference(users_UxM, counts_UxM, seq, k, window, decay, leave_out=None):
+def _reference(users_UxM, counts_UxM, seq, k, window, decay, leave_out=None,
+               reach=1):
   """Dense numpy `log(1 + A_k)` of the events up to position k."""
   dense = np.zeros((U, U))
   for v in range(U):
@@ -53,28 +54,36 @@ def _reference(users_UxM, counts_UxM, seq, k, window, decay, leave_out=None):
   acc = np.zeros(U)
   for j in range(max(0, k - window + 1), k + 1):
     acc += decay ** (k - j) * dense[seq[j]]
-  if leave_out is not None and counts_UxM[seq[k]][
-      users_UxM[seq[k]] == leave_out].sum() > 0:
-    acc[leave_out] -= 1.0
+    if (leave_out is not None and j > k - reach and
+        counts_UxM[seq[j]][users_UxM[seq[j]] == leave_out].sum() > 0):
+      acc[leave_out] -= decay ** (k - j)
   return np.log1p(np.maximum(acc, 0.0))
 
 
-@pytest.mark.parametrize('leave_one_out', [False, True])
-def test_log_prior_equals_dense_reference(leave_one_out):
+def test_successor_table_reach_counts_later_users():
+  data = _dataset([[0, 1, 2], [0, 2]])
+  users, counts = prior.successor_table(data, U, top_m=2, reach=2)
+  np.testing.assert_array_equal(users[0], [2, 1])   # 0 -> 2 twice, 0 -> 1
+  np.testing.assert_array_equal(counts[0], [2, 1])
+
+
+@pytest.mark.parametrize('leave_one_out, reach', [(False, 1), (True, 1),
+                                                   (True, 3)])
+def test_log_prior_equals_dense_reference(leave_one_out, reach):
   rng = np.random.default_rng(0)
   data = _dataset([rng.permutation(U)[:rng.integers(2, U)] for _ in range(30)])
-  users, counts = prior.successor_table(data, U, top_m=3)
+  users, counts = prior.successor_table(data, U, top_m=3, reach=reach)
   seqs = np.stack([rng.permutation(U)[:6] for _ in range(4)]).astype(np.int32)
   mask = np.arange(6)[None] < np.array([6, 3, 1, 5])[:, None]
   recent, valid = prior.recent_users(jnp.asarray(seqs), jnp.asarray(mask), 4)
   nxt = np.concatenate([seqs[:, 1:], np.zeros((4, 1), np.int32)], 1)
   got = prior.log_prior(jnp.asarray(users, jnp.float32), jnp.asarray(counts),
                         recent, valid, 0.5, U,
-                        jnp.asarray(nxt) if leave_one_out else None)
+                        jnp.asarray(nxt) if leave_one_out else None, reach)
   for b in range(4):
     for k in range(int(mask[b].sum())):
       want = _reference(users, counts, seqs[b], k, 4, 0.5,
-                        nxt[b, k] if leave_one_out else None)
+                        nxt[b, k] if leave_one_out else None, reach)
       np.testing.assert_allclose(got[b, k], want, rtol=1e-5, atol=1e-6)
 
 

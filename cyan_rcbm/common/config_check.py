@@ -85,7 +85,7 @@ def _cyan_rules() -> list[_Rule]:
                        lambda c: "model.variant='cyan' or 'cyan_cov' (the "
                        'attention decoder)', cli_only=True))
   prior = lambda c: bool(c.model.get('transition_prior', False))
-  for key in ('prior_top_m', 'prior_window', 'prior_decay'):
+  for key in ('prior_top_m', 'prior_window', 'prior_decay', 'prior_reach'):
     rules.append(_Rule(f'model.{key}', prior,
                        lambda c: 'model.transition_prior=True',
                        cli_only=True))

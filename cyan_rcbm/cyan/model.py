@@ -75,7 +75,8 @@ class CyanRNN(nnx.Module):
                unroll: int = 1, window_segments: int = 3,
                remat: bool | None = None, transition_prior: bool = False,
                prior_top_m: int = 64, prior_window: int = 16,
-               prior_decay: float = 0.8, popularity_bias: bool = False,
+               prior_decay: float = 0.8, prior_reach: int = 1,
+               popularity_bias: bool = False,
                rngs: nnx.Rngs):
     if variant not in VARIANTS:
       raise errors.ConfigError(
@@ -95,7 +96,8 @@ class CyanRNN(nnx.Module):
                         ('unroll', unroll),
                         ('window_segments', window_segments),
                         ('prior_top_m', prior_top_m),
-                        ('prior_window', prior_window)]:
+                        ('prior_window', prior_window),
+                        ('prior_reach', prior_reach)]:
       if value < 1:
         raise errors.ConfigError(f'model.{name} must be >= 1; got {value}.')
     if num_users < 1:
@@ -120,6 +122,11 @@ class CyanRNN(nnx.Module):
     self.transition_prior = transition_prior
     self.prior_window = prior_window
     self.prior_decay = prior_decay
+    self.prior_reach = prior_reach
+    if prior_reach > prior_window:
+      raise errors.ConfigError(
+          f'model.prior_reach ({prior_reach}) must be <= model.prior_window '
+          f'({prior_window}).')
     h, d, a, c = encoder_hidden, decoder_hidden, attention_size, coverage_size
     dense = nnx.initializers.lecun_normal()
 
@@ -362,7 +369,8 @@ class CyanRNN(nnx.Module):
     (su, sc), (gu, gc) = self._prior_tables()
     w = self.prior_weights[...]
     trans = prior_lib.log_prior(su, sc, recent_XxW, valid_XxW,
-                                self.prior_decay, self.num_users, leave_out_X)
+                                self.prior_decay, self.num_users, leave_out_X,
+                                self.prior_reach)
     graph = prior_lib.log_prior(gu, gc, recent_XxW, valid_XxW,
                                 self.prior_decay, self.num_users)
     share = jax.lax.stop_gradient(self.prior_log_share[...])
@@ -375,7 +383,8 @@ class CyanRNN(nnx.Module):
     w = self.prior_weights[...]
     args = (recent_XxW, valid_XxW, self.prior_decay, self.num_users,
             targets_X, candidates_K)
-    trans_t, trans_k = prior_lib.log_prior_at(su, sc, *args, leave_one_out)
+    trans_t, trans_k = prior_lib.log_prior_at(su, sc, *args, leave_one_out,
+                                              self.prior_reach)
     graph_t, graph_k = prior_lib.log_prior_at(gu, gc, *args, False)
     share = jax.lax.stop_gradient(self.prior_log_share[...])
     return (w[0] * trans_t + w[1] * graph_t + w[2] * share[targets_X],
@@ -534,6 +543,7 @@ def create_model(model_config, num_users: int, *, calendar: bool,
       prior_top_m=m.get('prior_top_m', 64),
       prior_window=m.get('prior_window', 16),
       prior_decay=m.get('prior_decay', 0.8),
+      prior_reach=m.get('prior_reach', 1),
       popularity_bias=m.get('popularity_bias', False),
       rngs=nnx.Rngs(params=jax.random.key(seed)))
 

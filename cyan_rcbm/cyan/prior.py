@@ -50,8 +50,11 @@ MAX_USERS = 2 ** 24
 
 
 def successor_table(train: types.CascadeDataset, num_users: int,
-                    top_m: int) -> tuple[np.ndarray, np.ndarray]:
+                    top_m: int, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
   """Each user's `top_m` most frequent training successors.
+
+  A successor of `v` is a user that follows `v` within `reach` events of a
+  training cascade (`reach = 1`: directly, MC-1's counts).
 
   Returns:
     `(users [U, M] int32, counts [U, M] float32)`: successor ids (ties by
@@ -64,8 +67,9 @@ def successor_table(train: types.CascadeDataset, num_users: int,
   src, dst = [], []
   for cascade in train.cascades:
     users = np.asarray(cascade.users, np.int64)
-    src.append(users[:-1])
-    dst.append(users[1:])
+    for step in range(1, reach + 1):
+      src.append(users[:-step])
+      dst.append(users[step:])
   src = np.concatenate(src) if src else np.zeros(0, np.int64)
   dst = np.concatenate(dst) if dst else np.zeros(0, np.int64)
   pairs, counts = np.unique(src * num_users + dst, return_counts=True)
@@ -131,12 +135,13 @@ def recent_users(users_BxN: jax.Array, mask_BxN: jax.Array,
 
 
 def _entries(succ_users_UxM, succ_counts_UxM, recent_XxW, valid_XxW,
-             decay: float, leave_out_X):
+             decay: float, leave_out_X, reach: int = 1):
   """The weighted successor entries of each window: `(users, counts)` [X, W M].
 
   Entry `(w, m)` is successor m of the user in slot w, with count
-  `decay^age C`; `leave_out_X` (optional) takes one off the newest event's
-  count of that user.
+  `decay^age C`; `leave_out_X` (optional) takes one off the count of that
+  user after each of the last `reach` events (the pairs the predicted event
+  itself put into the counts).
   """
   window = recent_XxW.shape[-1]
   idx = succ_users_UxM.astype(jnp.int32)[recent_XxW]   # [..., W, M]
@@ -144,17 +149,17 @@ def _entries(succ_users_UxM, succ_counts_UxM, recent_XxW, valid_XxW,
   weight = jnp.where(valid_XxW, decay ** ages, 0.0)    # [..., W]
   vals = succ_counts_UxM[recent_XxW] * weight[..., None]
   if leave_out_X is not None:
-    newest = idx[..., -1, :] == leave_out_X[..., None]
-    vals = vals.at[..., -1, :].add(
-        -jnp.where(newest & valid_XxW[..., -1:], 1.0, 0.0))
+    counted = (jnp.arange(window) >= window - reach) & valid_XxW  # [..., W]
+    hit = idx == leave_out_X[..., None, None]
+    vals = vals - jnp.where(hit & counted[..., None], weight[..., None], 0.0)
   lead = recent_XxW.shape[:-1]
   return idx.reshape(lead + (-1,)), vals.reshape(lead + (-1,))
 
 
 def log_prior(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
               recent_XxW: jax.Array, valid_XxW: jax.Array, decay: float,
-              num_users: int, leave_out_X: jax.Array | None = None
-              ) -> jax.Array:
+              num_users: int, leave_out_X: jax.Array | None = None,
+              reach: int = 1) -> jax.Array:
   """`log(1 + A)` [..., U] for windows of recent users `[..., W]`.
 
   Args:
@@ -163,11 +168,13 @@ def log_prior(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
       slots hold events.
     decay: weight `decay^age` of an event `age` events back.
     num_users: U.
-    leave_out_X: optional next user of each row: its count after the newest
-      event is reduced by one (leave-one-out on training cascades).
+    leave_out_X: optional next user of each row: its count after each of
+      the last `reach` events is reduced by one (leave-one-out on training
+      cascades whose pairs are in the counts).
+    reach: the `successor_table` reach of the counts.
   """
   idx, vals = _entries(succ_users_UxM, succ_counts_UxM, recent_XxW,
-                       valid_XxW, decay, leave_out_X)
+                       valid_XxW, decay, leave_out_X, reach)
   lead = idx.shape[:-1]
   rows = int(np.prod(lead)) if lead else 1
   acc = jnp.zeros((rows, num_users), vals.dtype).at[
@@ -179,15 +186,16 @@ def log_prior(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
 def log_prior_at(succ_users_UxM: jax.Array, succ_counts_UxM: jax.Array,
                  recent_XxW: jax.Array, valid_XxW: jax.Array, decay: float,
                  num_users: int, targets_X: jax.Array,
-                 candidates_K: jax.Array, leave_one_out: bool
-                 ) -> tuple[jax.Array, jax.Array]:
+                 candidates_K: jax.Array, leave_one_out: bool,
+                 reach: int = 1) -> tuple[jax.Array, jax.Array]:
   """`log_prior` at each row's target [X] and at shared candidates [X, K].
 
   The sampled-softmax form: never builds the [X, U] accumulator. The
   candidates must be distinct users.
   """
   idx, vals = _entries(succ_users_UxM, succ_counts_UxM, recent_XxW,
-                       valid_XxW, decay, targets_X if leave_one_out else None)
+                       valid_XxW, decay, targets_X if leave_one_out else None,
+                       reach)
   at_target = jnp.sum(jnp.where(idx == targets_X[..., None], vals, 0.0), -1)
   k = candidates_K.shape[0]
   slot_of = jnp.full((num_users,), k, jnp.int32).at[candidates_K].set(
@@ -211,7 +219,8 @@ def install(params: dict, model_config, train: types.CascadeDataset,
   params = dict(params)
   if model_config.get('transition_prior', False):
     top_m = model_config.prior_top_m
-    users, counts = successor_table(train, num_users, top_m)
+    users, counts = successor_table(train, num_users, top_m,
+                                    model_config.get('prior_reach', 1))
     params['prior_users'] = jnp.asarray(users, jnp.float32)
     params['prior_counts'] = jnp.asarray(counts)
     share = popularity_log_share(train, num_users)
