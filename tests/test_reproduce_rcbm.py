@@ -33,7 +33,13 @@ def test_runtime_rows(tiny_run):
     assert r['num_params'] > 0
   params = {r['model']: r['num_params'] for r in rows}
   # SC and SSM are matched to RCBM: at least as many parameters.
-  assert params['rcbm_fs'] == params['rcbm_ls'] == 2 * (3 * 3 * 3 + 2)
+  assert params['rcbm_fs'] == params['rcbm_ls'] == params[
+      'rcbm_ls_paper'] == 2 * (3 * 3 * 3 + 2)
+  # One family for every model: the common scores are finite everywhere.
+  for r in rows:
+    assert math.isfinite(r['nll_per_entry']), r['model']
+    assert math.isfinite(r['nll_per_sample']), r['model']
+    assert r['warmup_seconds'] > 0
   assert params['sc'] >= params['rcbm_fs'] and params['ssm'] >= params[
       'rcbm_fs']
   assert blob['mode'] == 'tiny' and results['wall_seconds'] > 0
@@ -62,6 +68,9 @@ def test_other_experiments_and_files(tiny_run):
   with open(os.path.join(plan.results_dir, 'results.md')) as f:
     md = f.read()
   assert "## The paper's claims and ours" in md and 'SSM' in md
+  assert 'RCBM-LS (paper)' in md and '-log p per entry' in md
+  fsls = results['fsls']['planted']
+  assert set(fsls['traces']) == {'fixed', 'line_search', 'line_search_paper'}
 
 
 def test_rerun_reuses_every_cached_cell(tiny_run, monkeypatch):
@@ -96,3 +105,25 @@ def test_runtime_max_n_skips_larger_cells(tmp_path):
   assert {(s['n_train'], s['model']) for s in out['skipped']} == {
       (24, m) for m in reproduce_rcbm.MODELS}
   assert 'runtime_max_n=10' in out['skipped'][0]['reason']
+
+
+def test_carried_results_need_the_same_settings(tiny_run, tmp_path):
+  plan, results = tiny_run
+  path = os.path.join(plan.results_dir, 'results.json')
+  carried = reproduce_rcbm.carried_results(reproduce_rcbm.make_plan(
+      str(tmp_path), 'tiny', experiments=('runtime',), carry_from=path))
+  assert carried['kselect'] == results['kselect']
+  assert carried['carried']['experiments'] == ['kselect', 'composition',
+                                                'anomalies', 'forecast']
+  with open(path) as f:
+    blob = json.load(f)
+  blob['settings']['lam'] = 0.5           # a setting kselect depends on
+  blob['settings']['n_grid'] = {}         # one only the runtime study reads
+  other = str(tmp_path / 'other.json')
+  with open(other, 'w') as f:
+    json.dump(blob, f)
+  with pytest.raises(ValueError, match=r"other.json.*\['lam'\]"):
+    reproduce_rcbm.carried_results(reproduce_rcbm.make_plan(
+        str(tmp_path), 'tiny', experiments=('runtime',), carry_from=other))
+  with pytest.raises(ValueError, match='unknown runtime models'):
+    reproduce_rcbm.make_plan(str(tmp_path), 'tiny', runtime_models=['x'])

@@ -40,6 +40,8 @@ module is the entry: `make_plan` and `reproduce`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from typing import Any
@@ -56,12 +58,44 @@ from cyan_rcbm.experiments.rcbm.plan import (  # pylint: disable=unused-import
     EXPERIMENTS, LABELS, MODELS, ROW_KEYS, Plan, Settings, log, make_plan)
 
 
+# Experiments whose results can be carried from an earlier results.json, and
+# the settings only the runtime study reads (they may differ there).
+CARRIED = ('kselect', 'composition', 'anomalies', 'forecast')
+RUNTIME_ONLY = ('n_grid', 'reps', 'reps_large', 'large_n', 'runtime_max_iters',
+                'fsls_max_iters', 'cae_max_n')
+
+
+def carried_results(plan: Plan) -> dict[str, Any]:
+  """The `CARRIED` experiments not run here, from `plan.carry_from`.
+
+  Raises:
+    ValueError: that run used other settings for them (names the fields).
+  """
+  if not plan.carry_from:
+    return {}
+  with open(plan.carry_from) as f:
+    old = json.load(f)
+  now = json.loads(json.dumps(dataclasses.asdict(plan.settings), default=str))
+  differ = sorted(k for k in now if k not in RUNTIME_ONLY
+                  and now[k] != old.get('settings', {}).get(k))
+  if differ or old.get('mode') != plan.mode:
+    raise ValueError(f'{plan.carry_from}: made with other settings '
+                     f'(mode {old.get("mode")!r}, fields {differ}); its '
+                     'results cannot be carried')
+  names = [k for k in CARRIED if k not in plan.experiments and k in old]
+  out = {k: old[k] for k in names}
+  if names:
+    out['carried'] = {'from': plan.carry_from, 'experiments': names}
+  return out
+
+
 def reproduce(plan: Plan) -> dict[str, Any]:
   """Runs the planned experiments (skipping cached ones) and writes results."""
   os.makedirs(plan.out_dir, exist_ok=True)
   t0 = time.perf_counter()
-  results: dict[str, Any] = {}
-  k_selection = cache.load_cache(plan, 'kselect')
+  results: dict[str, Any] = carried_results(plan)
+  k_selection = (cache.load_cache(plan, 'kselect')
+                 or results.get('kselect'))
   for name in plan.experiments:
     t1 = time.perf_counter()
     log(f'--- {name}')
