@@ -34,6 +34,8 @@ def test_fit_returns_self_and_sets_learned_attributes(fitted, data):
   assert [w.shape for w in est.filters_] == [(3, 3, 3), (2, 3, 3)]
   assert est.n_features_in_ == 3 and est.scale_.shape == (3,)
   assert est.sigma_.shape == (2,) and np.all(est.sigma_ > 0)
+  assert [len(v) for v in est.strength_] == [3, 2]
+  assert np.all(np.diff(est.strength_[0]) <= 0)
   # Learned attributes are those of the model it holds.
   np.testing.assert_array_equal(est.filters_[1], est.model_.levels[1].w)
   np.testing.assert_allclose(est.scale_, data.x[:40].std(axis=(0, 2)),
@@ -105,6 +107,7 @@ def test_errors_name_the_problem(data):
                         ({'num_levels': 0}, 'num_levels'),
                         ({'step': 'newton'}, 'step'),
                         ({'scaling': 'minmax'}, 'scaling'),
+                        ({'init': 'zeros'}, 'init'),
                         ({'filter_length': 40}, 'filter_length')]:
     with pytest.raises(ConfigError, match=field):
       cr.RCBM(**dict(_SMALL, **kwargs)).fit(data.x)

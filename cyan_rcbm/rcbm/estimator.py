@@ -63,6 +63,8 @@ class RCBM:
       objective change that ends a level's training.
     inner_max_iters: FISTA iterations per h-step.
     num_restarts: random initialisations per level (the best is kept).
+    init: filter initialisation, 'gaussian' (the paper's) or 'patches'
+      (random data patches; `cbm_layout.init_filters`).
     scaling: 'std' (divide each feature by its training std) or 'none'.
     infer_max_iters, infer_tol: FISTA settings of `transform` and the
       likelihoods on new data (h inferred from 0).
@@ -72,6 +74,8 @@ class RCBM:
   Attributes (after `fit`):
     model_: the trained `cyan_rcbm.rcbm.rcbm.RCBM` (what `save_rcbm` writes).
     filters_: one array [K_l, D_l, Tw_l] per level, strongest first.
+    strength_: per level, the training activation strength of each filter
+      (Eq. 10, descending; `cyan_rcbm.knee` of its cumulative share picks K).
     sigma_, beta_: per level, the MLE of the error scale and mean activation.
     scale_: [D] divisors applied to X before level 1.
     n_features_in_: D; feature_names_in_: the D names.
@@ -82,7 +86,7 @@ class RCBM:
                pool: int | Sequence[int] = 2, lam: float = 0.3,
                step: str = 'fixed', max_iters: int = 60, tol: float = 1e-3,
                inner_max_iters: int = 20, num_restarts: int = 1,
-               scaling: str = 'std', infer_max_iters: int = 200,
+               init: str = 'gaussian', scaling: str = 'std', infer_max_iters: int = 200,
                infer_tol: float = 1e-4, batch_size: int = 2000,
                seed: int = 0):
     self.num_levels = num_levels
@@ -95,6 +99,7 @@ class RCBM:
     self.tol = tol
     self.inner_max_iters = inner_max_iters
     self.num_restarts = num_restarts
+    self.init = init
     self.scaling = scaling
     self.infer_max_iters = infer_max_iters
     self.infer_tol = infer_tol
@@ -140,6 +145,9 @@ class RCBM:
     return [rcbm_lib.LevelSpec(k, tw, c) for k, tw, c in zip(ks, tws, pools)]
 
   def _solver(self) -> cbm.SolverConfig:
+    if self.init not in cbm.INITS:
+      raise ConfigError(f'RCBM(init={self.init!r}): expected one of '
+                        f'{cbm.INITS}')
     if self.scaling not in SCALINGS:
       raise ConfigError(f'RCBM(scaling={self.scaling!r}): expected one of '
                         f'{SCALINGS}')
@@ -171,6 +179,7 @@ class RCBM:
               batch_size=int(self.batch_size)),
           fit_kwargs=dict(max_iters=int(self.max_iters), tol=float(self.tol),
                           num_restarts=int(self.num_restarts),
+                          init=self.init,
                           batch_size=int(self.batch_size),
                           seed=int(self.seed)),
           config={'estimator': self.get_params()})
@@ -182,6 +191,7 @@ class RCBM:
   def _set_model(self, model: rcbm_lib.RCBM) -> None:
     self.model_ = model
     self.filters_ = [np.asarray(level.w) for level in model.levels]
+    self.strength_ = [np.asarray(level.strength) for level in model.levels]
     self.sigma_ = np.array([level.sigma for level in model.levels])
     self.beta_ = np.array([level.beta for level in model.levels])
     self.scale_ = np.asarray(model.scale)
