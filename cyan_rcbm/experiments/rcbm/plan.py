@@ -83,7 +83,7 @@ FULL = Settings(
     real='higgs', runtime_datasets=('higgs', 'planted'),
     n_grid={'higgs': (100, 300, 1000, 3000, 10000),
             'planted': (100, 300, 1000, 3000, 10000)},
-    reps=3, reps_large=1, large_n=3000, num_test=1000, num_filters=10,
+    reps=3, reps_large=3, large_n=3000, num_test=1000, num_filters=10,
     filter_length=7, pool=2, lam=0.3, max_iters=60, runtime_max_iters=20,
     tol=1e-3,
     inner_max_iters=20, num_restarts=1, infer_max_iters=200, infer_tol=1e-4,

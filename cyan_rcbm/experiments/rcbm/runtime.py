@@ -38,6 +38,9 @@ def runtime_data(plan: Plan, dataset: str):
   return data.x / scale[None, :, None], test, pool
 
 
+REPETITIONS = ('reps', 'reps_large', 'large_n')
+
+
 def _skip_reason(plan: Plan, model: str, n: int, pool_size: int,
                  todo: int, reps: int) -> str | None:
   """Why a cell of the study is not run here, or None."""
@@ -75,7 +78,8 @@ def run_runtime(plan: Plan) -> dict[str, Any]:
   """Runs the missing cells of the study, smallest n first, then per data
   set in `MODELS` order; {'rows': [...], 'skipped': [...]}."""
   s = plan.settings
-  rows = cache.load_cache(plan, 'runtime_rows') or []
+  # Rows are per repetition: more repetitions reuse the finished ones.
+  rows = cache.load_cache(plan, 'runtime_rows', ignore=REPETITIONS) or []
   done = {(r['dataset'], r['model'], r['n_train'], r['rep']) for r in rows}
   skipped = []
   data = {name: runtime_data(plan, name) for name in s.runtime_datasets}
