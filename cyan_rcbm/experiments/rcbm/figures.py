@@ -63,7 +63,7 @@ def plot_runtime(summary, dataset, path):
     else:
       ax.set_yscale(yscale)
   axes[0].legend(fontsize=7)
-  fig.suptitle(f'{dataset}: runtime and held-out perplexity (Figs. 5-8)',
+  fig.suptitle(f'{dataset}: runtime and held-out likelihood (Figs. 5-8)',
                fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
