@@ -86,7 +86,8 @@ class RCBM:
                pool: int | Sequence[int] = 2, lam: float = 0.3,
                step: str = 'fixed', max_iters: int = 60, tol: float = 1e-3,
                inner_max_iters: int = 20, num_restarts: int = 1,
-               init: str = 'gaussian', scaling: str = 'std', infer_max_iters: int = 200,
+               init: str = 'gaussian', scaling: str = 'std',
+               infer_max_iters: int = 200,
                infer_tol: float = 1e-4, batch_size: int = 2000,
                seed: int = 0):
     self.num_levels = num_levels
@@ -135,7 +136,8 @@ class RCBM:
   # -- fitting ---------------------------------------------------------------
 
   def _specs(self) -> list[rcbm_lib.LevelSpec]:
-    if not isinstance(self.num_levels, (int, np.integer)) or self.num_levels < 1:
+    levels = self.num_levels
+    if not isinstance(levels, (int, np.integer)) or levels < 1:
       raise ConfigError(f'RCBM(num_levels={self.num_levels!r}): expected an '
                         'int >= 1')
     ks = _per_level(self.num_filters, self.num_levels, 'num_filters')

@@ -5,8 +5,8 @@ held-out log-probabilities under the model's own likelihood (`log_p`), the
 held-out squared residuals `sq_test` with the training residual scale
 `sigma_train` (for the common-family scores of
 `cyan_rcbm.rcbm.likelihood.residual_nll`), the relative reconstruction
-error, the parameter count, iterations, convergence and a note. `CELL_FITS` maps a model name
-(`plan.MODELS`) to its cell; `quick=True` is the warm-up run on the same
+error, the parameter count, iterations, convergence and a note.
+`CELL_FITS` maps a model name (`plan.MODELS`) to its cell; `quick=True` is the warm-up run on the same
 shapes (compilation is not training time).
 """
 

@@ -19,7 +19,8 @@ from cyan_rcbm.experiments.rcbm import cache
 from cyan_rcbm.experiments.rcbm import cells
 from cyan_rcbm.experiments.rcbm import models
 from cyan_rcbm.experiments.rcbm import samples
-from cyan_rcbm.experiments.rcbm.plan import MODELS, RCBM_STEPS, ROW_KEYS, Plan, log
+from cyan_rcbm.experiments.rcbm.plan import (MODELS, RCBM_STEPS, ROW_KEYS,
+                                             Plan, log)
 from cyan_rcbm.rcbm import cbm
 from cyan_rcbm.rcbm import likelihood
 
