@@ -49,7 +49,8 @@ def runtime_md(plan, results, summary) -> list[str]:
       '"seconds" is training time without compilation: a 1-iteration '
       'warm-up fit on the same shapes runs first, and its time '
       '(compilation plus one outer iteration) is the "compile s" column; '
-      'the held-out evaluation is not timed. Higgs runtime set: targets with >= '
+      'the held-out evaluation is not timed. Higgs runtime set: targets '
+      'with >= '
       f'{s.higgs_runtime_min_events} lines (21,557 samples; the standard '
       f'>= {s.higgs_min_events} set has only 5,641), scaled by per-feature '
       'std of the training pool; planted data unscaled.', '',
