@@ -39,6 +39,9 @@ _CARRY_FROM = flags.DEFINE_string(
     'carry_from', None, 'results.json of an earlier run: its kselect, '
     'composition, anomalies and forecast results are reported where those '
     'experiments are not run here (if run with the same settings for them).')
+_REPORT_ONLY = flags.DEFINE_bool(
+    'report_only', False, 'Runtime study: run no cell, report the cached '
+    'ones (the others are listed as not run for time).')
 _NOTES = flags.DEFINE_string('notes', None, 'Markdown appended to results.md '
                              '(discussion, filter interpretation).')
 
@@ -55,7 +58,8 @@ def main(argv):
                                   _ONLY.value, _NOTES.value,
                                   runtime_max_n=_RUNTIME_MAX_N.value,
                                   runtime_models=_RUNTIME_MODELS.value,
-                                  carry_from=_CARRY_FROM.value)
+                                  carry_from=_CARRY_FROM.value,
+                                  report_only=_REPORT_ONLY.value)
   reproduce_rcbm.reproduce(plan)
 
 

@@ -108,6 +108,11 @@ def test_runtime_max_n_skips_larger_cells(tmp_path):
   assert {(s['n_train'], s['model']) for s in out['skipped']} == {
       (24, m) for m in reproduce_rcbm.MODELS}
   assert 'runtime_max_n=10' in out['skipped'][0]['reason']
+  listed = runtime.run_runtime(reproduce_rcbm.make_plan(
+      str(tmp_path), 'tiny', experiments=('runtime',), report_only=True))
+  assert listed['rows'] == [] and len(listed['skipped']) == len(
+      reproduce_rcbm.MODELS)
+  assert 'time budget' in listed['skipped'][0]['reason']
 
 
 def test_carried_results_need_the_same_settings(tiny_run, tmp_path):

@@ -144,6 +144,9 @@ class Plan:
   # and forecast results are reported when those experiments are not run
   # here (only if that run's settings for them are the same).
   carry_from: str | None = None
+  # Runtime study: run no cell, report the cached ones (the rest are listed
+  # as not run for time). Not part of the cache key.
+  report_only: bool = False
 
   @property
   def settings(self) -> Settings:
@@ -153,7 +156,8 @@ class Plan:
 def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
               experiments=None, notes: str | None = None,
               runtime_max_n: int = 0, runtime_models=None,
-              carry_from: str | None = None) -> Plan:
+              carry_from: str | None = None,
+              report_only: bool = False) -> Plan:
   """Checks the mode and experiments; results go to `out_dir` by default."""
   if mode not in ('full', 'quick', 'tiny'):
     raise ValueError(f'mode must be full, quick or tiny, got {mode!r}')
@@ -170,7 +174,8 @@ def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
   return Plan(mode=mode, out_dir=out_dir, results_dir=results_dir or out_dir,
               experiments=experiments, notes=notes,
               runtime_max_n=int(runtime_max_n or 0),
-              runtime_models=runtime_models, carry_from=carry_from)
+              runtime_models=runtime_models, carry_from=carry_from,
+              report_only=bool(report_only))
 
 
 def log(msg: str) -> None:

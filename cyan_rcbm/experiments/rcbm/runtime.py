@@ -51,6 +51,8 @@ def _skip_reason(plan: Plan, model: str, n: int, pool_size: int,
   if model == 'cae' and n > s.cae_max_n:
     return (f'cAE runs up to n={s.cae_max_n} (time budget; the paper: up '
             'to 500)')
+  if plan.report_only:
+    return f'{todo} of {reps} repetitions not run (time budget)'
   if model not in plan.runtime_models:
     return f'{todo} of {reps} repetitions not run (model not in this run)'
   if plan.runtime_max_n and n > plan.runtime_max_n:
