@@ -95,5 +95,10 @@ def test_residual_scores_are_the_gaussian_and_half_normal_densities():
   want_sample = -np.mean(stats.halfnorm(scale=sigma).logpdf(np.sqrt(sq)))
   assert got['per_entry'] == pytest.approx(want_entry, rel=1e-10)
   assert got['per_sample'] == pytest.approx(want_sample, rel=1e-10)
+  # The two readings differ by log(D T / 4) / 2 whatever sigma and e are.
+  other = likelihood.residual_nll(2.0 * sq, 0.4, 12)
+  for g in (got, other):
+    assert g['per_sample'] - g['per_entry'] == pytest.approx(
+        0.5 * np.log(12 / 4), rel=1e-10)
   with pytest.raises(ValueError, match='sigma_train'):
     likelihood.residual_nll(sq, 0.0, 12)

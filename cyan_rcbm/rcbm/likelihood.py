@@ -27,6 +27,11 @@ mean) in one family, so that models compare like with like:
   marginal is.
 
 `residual_nll` gives both, with sigma fitted on the training residuals.
+Per entry (divided by D T) and per sample they differ by the constant
+`log(D T / 4) / 2` (both are `-log sigma - e^2 / (2 sigma^2)` plus a
+constant), so they rank models alike and give the same gaps; the readings
+differ where the total matters, e.g. BIC (`2 log L - p log n`, where the
+per-entry log L is D T times larger against the same penalty).
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ def _markdown(plan: Plan, results, summary) -> str:
   carried = results.get('carried')
   if carried:
     lines += [f'The {", ".join(carried["experiments"])} results are those of '
-              f'the previous full run (`{carried["from"]}`, same settings for '
-              'them); this run regenerated the runtime study and the FS/LS '
-              'traces.', '']
+              f'an earlier full run (`{carried["from"]}`, same settings for '
+              'them); the runtime study and the FS/LS traces are from this '
+              'run.', '']
   table = claims.paper_claims(plan, results, summary)
   if table:
     lines += ['## The paper\'s claims and ours', '',

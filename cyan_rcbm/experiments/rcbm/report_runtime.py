@@ -21,6 +21,11 @@ _SCORES = [
     '* **per sample** (SPEC B3, the paper\'s Figs. 3-4): `e_i ~ '
     'HalfNormal(sigma)`; nats per sample.',
     '',
+    'Per entry and per sample differ by the constant `log(D T / 4) / 2` '
+    '(2.33 nats for D T = 420): both are `-log sigma - e^2 / (2 sigma^2)` '
+    'plus a constant, so they rank the models alike and give the same '
+    'gaps. The reading matters where the total log-likelihood is weighed '
+    'against something else, as in BIC (see "Choosing K").', '',
     'The models\' own likelihoods are kept as the last columns ("own '
     '-log P"), but they are of different kinds and do not compare across '
     'models: RCBM (Eq. 12) sums a half-normal per level and an exponential '

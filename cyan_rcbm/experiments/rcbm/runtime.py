@@ -94,7 +94,8 @@ def run_runtime(plan: Plan) -> dict[str, Any]:
       reps = s.reps if n < s.large_n else s.reps_large
       todo = [r for r in range(reps) if (dataset, model, n, r) not in done]
       reason = _skip_reason(plan, model, n, pool.size, len(todo), reps)
-      if reason and (todo or n > pool.size or model == 'cae'):
+      if reason and (todo or n > pool.size
+                     or (model == 'cae' and n > s.cae_max_n)):
         skipped.append({'dataset': dataset, 'n_train': n, 'model': model,
                         'reason': reason})
         continue
