@@ -61,7 +61,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.num_filters = 10     # K: an int, or one per level (tuple)
   config.model.filter_length = 7    # Tw: an int, or one per level
   config.model.pool = 2             # c between levels: an int, or one per gap
-  config.model.step = 'fixed'       # 'fixed' (RCBM-FS) | 'line_search' (LS)
+  config.model.step = 'fixed'       # 'fixed' (RCBM-FS) | 'line_search' (LS,
+  #                                   warm-started) | 'line_search_paper'
+  #                                   (backtracking afresh at every update)
   config.model.penalty = 'fixed'    # lam of Eq. 6: 'fixed' (model.lam) |
   #                                   'mle' (paper: sigma^2/beta each iteration)
   config.model.lam = 0.3            # sigma^2/beta of 'fixed' and the warm-up

@@ -17,8 +17,11 @@ cheap):
 Data: `read_cascades`, `write_cascades`, `load_splits`, `make_synthetic`,
 `load_config`, `Cascade`, `CascadeDataset`, `Dynamics`. CYAN-RNN / RMTPP:
 `train_cyan`, `load_cyan`, `create_cyan`, `CyanModel`, `Prediction`,
-`SizeForecast`, `ForecastCalibration`, `observed_prefix`. RCBM:
-`LevelSpec`, `SolverConfig`, `fit_rcbm`, `RCBM`, `infer`, `features`,
+`SizeForecast`, `ForecastCalibration`, `observed_prefix`. RCBM: the
+estimator `RCBM` (`RCBM(num_levels=2, num_filters=10).fit(x)`, then
+`transform`, `score_samples`, `anomaly_scores`, `filters_`, `save` /
+`RCBM.load`), and the functions under it: `LevelSpec`, `SolverConfig`,
+`fit_rcbm`, `RCBMModel` (a trained model), `infer`, `features`,
 `log_prob`, `anomaly_scores`, `save_rcbm`, `load_rcbm`, `knee`,
 `cumulative_activation`, `activation_strength`, `load_dynamics`,
 `read_dynamics`, `make_planted`, `higgs_dynamics`. Errors: `InputError`,
@@ -58,7 +61,8 @@ _EXPORTS = {
     'observed_prefix': ('cyan_rcbm.cyan.sampling', 'observed_prefix'),
     # RCBM
     'LevelSpec': ('cyan_rcbm.rcbm.rcbm', 'LevelSpec'),
-    'RCBM': ('cyan_rcbm.rcbm.rcbm', 'RCBM'),
+    'RCBM': ('cyan_rcbm.rcbm.estimator', 'RCBM'),
+    'RCBMModel': ('cyan_rcbm.rcbm.rcbm', 'RCBM'),
     'SolverConfig': ('cyan_rcbm.rcbm.cbm', 'SolverConfig'),
     'fit_rcbm': ('cyan_rcbm.rcbm.rcbm', 'fit_rcbm'),
     'infer': ('cyan_rcbm.rcbm.rcbm', 'infer'),

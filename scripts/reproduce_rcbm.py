@@ -32,6 +32,16 @@ _ONLY = flags.DEFINE_list('only', None, f'Experiments to run (default all: '
 _RUNTIME_MAX_N = flags.DEFINE_integer(
     'runtime_max_n', 0, 'Runtime study: skip cells with more training '
     'samples (reported as skipped; 0 = none skipped).')
+_RUNTIME_MODELS = flags.DEFINE_list(
+    'runtime_models', None, f'Runtime study: models to run (default all: '
+    f'{reproduce_rcbm.MODELS}); the others are reported as not run.')
+_CARRY_FROM = flags.DEFINE_string(
+    'carry_from', None, 'results.json of an earlier run: its kselect, '
+    'composition, anomalies and forecast results are reported where those '
+    'experiments are not run here (if run with the same settings for them).')
+_REPORT_ONLY = flags.DEFINE_bool(
+    'report_only', False, 'Runtime study: run no cell, report the cached '
+    'ones (the others are listed as not run for time).')
 _NOTES = flags.DEFINE_string('notes', None, 'Markdown appended to results.md '
                              '(discussion, filter interpretation).')
 
@@ -46,7 +56,10 @@ def main(argv):
   mode = 'tiny' if _TINY.value else 'quick' if _QUICK.value else 'full'
   plan = reproduce_rcbm.make_plan(_OUT_DIR.value, mode, _RESULTS_DIR.value,
                                   _ONLY.value, _NOTES.value,
-                                  runtime_max_n=_RUNTIME_MAX_N.value)
+                                  runtime_max_n=_RUNTIME_MAX_N.value,
+                                  runtime_models=_RUNTIME_MODELS.value,
+                                  carry_from=_CARRY_FROM.value,
+                                  report_only=_REPORT_ONLY.value)
   reproduce_rcbm.reproduce(plan)
 
 

@@ -16,9 +16,8 @@ def _tiny_params(rng, k=2, d=3):
       mu0=rng.normal(size=k), p0=0.7 * np.eye(k))
 
 
-def _brute_force_log_pdf(p, x_NxDxT):
-  """log N(vec(y_1..y_T); mean, Sigma) with the dense joint covariance."""
-  _, d, t = x_NxDxT.shape
+def _dense_moments(p, d, t):
+  """Mean and covariance of vec(y_1..y_T) (time-major), dense."""
   means, covs = [p.mu0], [p.p0]
   for _ in range(1, t):
     means.append(p.a @ means[-1])
@@ -32,6 +31,13 @@ def _brute_force_log_pdf(p, x_NxDxT):
         block = block + np.diag(p.r)
       sigma[u * d:(u + 1) * d, s * d:(s + 1) * d] = block
       sigma[s * d:(s + 1) * d, u * d:(u + 1) * d] = block.T
+  return mu, sigma
+
+
+def _brute_force_log_pdf(p, x_NxDxT):
+  """log N(vec(y_1..y_T); mean, Sigma) with the dense joint covariance."""
+  _, d, t = x_NxDxT.shape
+  mu, sigma = _dense_moments(p, d, t)
   return np.array([stats.multivariate_normal(mu, sigma).logpdf(xi.T.ravel())
                    for xi in x_NxDxT])
 
@@ -45,6 +51,22 @@ def test_kalman_log_likelihood_equals_dense_gaussian():
   assert not jax.config.jax_enable_x64
   np.testing.assert_allclose(got, _brute_force_log_pdf(p, x), rtol=1e-10,
                              atol=1e-10)
+
+
+def test_reconstruction_is_the_dense_conditional_mean():
+  """E[C z_t | y_1..y_T] = mu + (Sigma - R) Sigma^-1 (y - mu), dense."""
+  rng = np.random.default_rng(4)
+  with jax.enable_x64(True):
+    p = _tiny_params(rng)
+    x = rng.normal(size=(3, 3, 5))
+    got = ssm.reconstruct(p, x)
+  mu, sigma = _dense_moments(p, 3, 5)
+  noise = np.diag(np.tile(p.r, 5))
+  want = [(mu + (sigma - noise) @ np.linalg.solve(sigma, xi.T.ravel() - mu)
+           ).reshape(5, 3).T for xi in x]
+  np.testing.assert_allclose(got, np.array(want), rtol=1e-8, atol=1e-10)
+  with pytest.raises(DataError, match='features'):
+    ssm.reconstruct(p, x[:, :2])
 
 
 def test_kalman_log_likelihood_float32_close():

@@ -63,7 +63,7 @@ def _random_problem(seed, n=40, d=3, t=20):
   return x.astype(np.float32)
 
 
-@pytest.mark.parametrize('step', ['fixed', 'line_search'])
+@pytest.mark.parametrize('step', ['fixed', 'line_search', 'line_search_paper'])
 @pytest.mark.parametrize('seed', [0, 1])
 def test_objective_monotone_with_mle_penalty(step, seed):
   """With lam_r = sigma_{r-1}^2/beta_{r-1} (paper), every outer iteration
@@ -99,6 +99,33 @@ def test_objective_monotone_with_fixed_penalty():
   for prev, h in zip(objs, fit.history[1:]):
     np.testing.assert_allclose(h['objective_start'], prev, rtol=1e-5)
     assert h['objective'] <= prev * (1 + 1e-6)
+
+
+@pytest.mark.parametrize('step', ['line_search', 'line_search_paper'])
+def test_line_searches_reach_the_fixed_step_fixed_point(step):
+  """From the same initial filters, FS and both line searches run to
+  convergence land on the same filters and objective (small problem)."""
+  x_np = _random_problem(8, n=24, d=2, t=16)
+  fits = {}
+  for rule in ('fixed', step):
+    cfg = cbm.SolverConfig(step=rule, lam=0.2, inner_max_iters=200,
+                           inner_tol=1e-9, w_steps=5)
+    fits[rule] = cbm.fit_cbm(x_np, 2, 4, cfg=cfg, max_iters=400, tol=1e-9,
+                             seed=3)
+  fs, ls = fits['fixed'], fits[step]
+  np.testing.assert_allclose(ls.history[-1]['objective'],
+                             fs.history[-1]['objective'], rtol=1e-3)
+  np.testing.assert_allclose(ls.params.w, fs.params.w, atol=2e-2)
+
+
+def test_paper_line_search_objective_never_increases():
+  """The paper's line search at a fixed lam: Eq. 6 is monotone."""
+  x_np = _random_problem(9)
+  cfg = cbm.SolverConfig(step='line_search_paper', lam=0.2, inner_max_iters=15)
+  fit = cbm.fit_cbm(x_np, 4, 5, cfg=cfg, max_iters=15, tol=0.0, batch_size=16)
+  objs = [h['objective'] for h in fit.history]
+  assert all(b <= a * (1 + 1e-6) for a, b in zip(objs, objs[1:]))
+  assert objs[-1] < objs[0]
 
 
 def test_sigma_beta_are_the_closed_form_mle():

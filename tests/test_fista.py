@@ -1,5 +1,6 @@
 """Tests for cyan_rcbm.rcbm.fista (proximal maps, batched monotone FISTA)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -63,14 +64,17 @@ def _solve(x, a, lam, step, **kw):
                             step, **kw)
 
 
-@pytest.mark.parametrize('line_search', [False, True])
-def test_nonneg_lasso_reaches_the_optimum(line_search):
-  """The generic solver (as the SC baseline uses it) on a dense problem."""
+@pytest.mark.parametrize('line_search,fresh', [(False, False), (True, False),
+                                               (True, True)])
+def test_nonneg_lasso_reaches_the_optimum(line_search, fresh):
+  """The generic solver (as the SC baseline uses it) on a dense problem,
+  with the fixed step, the warm-started and the fresh line search."""
   x, a = _problem()
   lam = 0.5
   lip = float(np.linalg.eigvalsh(a @ a.T)[-1])
   res = _solve(x, a, lam, 1.0 / lip if not line_search else 1.0,
-               max_iters=3000, tol=1e-9, line_search=line_search)
+               max_iters=3000, tol=1e-9, line_search=line_search,
+               fresh_backtracking=fresh)
   obj = 0.5 * np.asarray(res.sq_err) + lam * np.asarray(res.l1)
   np.testing.assert_allclose(obj, _reference(x, a, lam), rtol=1e-4)
   assert np.all(np.asarray(res.h) >= 0)
@@ -111,3 +115,30 @@ def test_per_sample_helpers():
   np.testing.assert_allclose(fista.per_sample_sum(a), [66.0, 210.0])
   np.testing.assert_allclose(fista.per_sample_sq(a),
                              np.square(np.arange(24.0)).reshape(2, -1).sum(1))
+
+
+def test_fresh_backtracking_restarts_from_the_initial_step():
+  """The fresh line search starts every iteration at `1 / step`; the
+  warm-started one at the last accepted estimate, which only grows."""
+  assert float(fista.fresh_lipschitz(jnp.float32(8.0), jnp.float32(1.0),
+                                     True)) == 1.0
+  assert float(fista.fresh_lipschitz(jnp.float32(8.0), jnp.float32(1.0),
+                                     False)) == 8.0
+  x, a = _problem(seed=3)
+  calls = []
+
+  def forward(h):
+    jax.debug.callback(lambda: calls.append(1))
+    return h @ jnp.asarray(a)
+
+  counts = {}
+  for fresh in (False, True):
+    calls.clear()
+    fista.nonneg_lasso(jnp.asarray(x), forward, lambda r: r @ a.T,
+                       jnp.zeros((x.shape[0], a.shape[0])),
+                       jnp.zeros_like(x), 0.5, 1.0, max_iters=50, tol=0.0,
+                       line_search=True, fresh_backtracking=fresh)
+    jax.effects_barrier()
+    counts[fresh] = len(calls)
+  # ||A||^2 is ~ 30 here: from L = 1, about 5 trials per iteration afresh.
+  assert counts[True] > 3 * counts[False]

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from scipy import integrate
+from scipy import stats
 
 from cyan_rcbm.data.planted import make_planted
 from cyan_rcbm.rcbm import cbm
@@ -79,3 +80,25 @@ def test_level_bic():
   value = likelihood.level_bic(sq, l1, 1.2, 1.0, 3, 2, 4)
   log_l = likelihood.cbm_log_joint(sq, l1, 1.2, 1.0).sum()
   assert value == pytest.approx(2 * log_l - (3 * 2 * 4 + 2) * math.log(2))
+
+
+def test_residual_scores_are_the_gaussian_and_half_normal_densities():
+  """Per entry: sum_dt log N(r_dt; 0, sigma^2/(D T)) / (D T); per sample:
+  log HalfNormal(||r||_F; sigma); both averaged over held-out samples."""
+  rng = np.random.default_rng(0)
+  resid = 0.3 * rng.standard_normal((5, 3, 4))
+  sq = np.sum(resid ** 2, axis=(1, 2))
+  sigma = 0.9
+  got = likelihood.residual_nll(sq, sigma, 12)
+  s = sigma / np.sqrt(12)
+  want_entry = -np.mean(stats.norm(0, s).logpdf(resid).sum(axis=(1, 2))) / 12
+  want_sample = -np.mean(stats.halfnorm(scale=sigma).logpdf(np.sqrt(sq)))
+  assert got['per_entry'] == pytest.approx(want_entry, rel=1e-10)
+  assert got['per_sample'] == pytest.approx(want_sample, rel=1e-10)
+  # The two readings differ by log(D T / 4) / 2 whatever sigma and e are.
+  other = likelihood.residual_nll(2.0 * sq, 0.4, 12)
+  for g in (got, other):
+    assert g['per_sample'] - g['per_entry'] == pytest.approx(
+        0.5 * np.log(12 / 4), rel=1e-10)
+  with pytest.raises(ValueError, match='sigma_train'):
+    likelihood.residual_nll(sq, 0.0, 12)

@@ -1,6 +1,7 @@
 """End-to-end test of cyan_rcbm.experiments.reproduce_rcbm in its --tiny mode
 (planted data only, tiny models), including the resume path."""
 
+import dataclasses
 import json
 import math
 import os
@@ -8,7 +9,9 @@ import os
 import pytest
 
 from cyan_rcbm.experiments import reproduce_rcbm
+from cyan_rcbm.experiments.rcbm import cache
 from cyan_rcbm.experiments.rcbm import cells
+from cyan_rcbm.experiments.rcbm import plan as plan_lib
 from cyan_rcbm.experiments.rcbm import runtime
 from cyan_rcbm.rcbm import cbm
 
@@ -33,7 +36,13 @@ def test_runtime_rows(tiny_run):
     assert r['num_params'] > 0
   params = {r['model']: r['num_params'] for r in rows}
   # SC and SSM are matched to RCBM: at least as many parameters.
-  assert params['rcbm_fs'] == params['rcbm_ls'] == 2 * (3 * 3 * 3 + 2)
+  assert params['rcbm_fs'] == params['rcbm_ls'] == params[
+      'rcbm_ls_paper'] == 2 * (3 * 3 * 3 + 2)
+  # One family for every model: the common scores are finite everywhere.
+  for r in rows:
+    assert math.isfinite(r['nll_per_entry']), r['model']
+    assert math.isfinite(r['nll_per_sample']), r['model']
+    assert r['warmup_seconds'] > 0
   assert params['sc'] >= params['rcbm_fs'] and params['ssm'] >= params[
       'rcbm_fs']
   assert blob['mode'] == 'tiny' and results['wall_seconds'] > 0
@@ -62,6 +71,9 @@ def test_other_experiments_and_files(tiny_run):
   with open(os.path.join(plan.results_dir, 'results.md')) as f:
     md = f.read()
   assert "## The paper's claims and ours" in md and 'SSM' in md
+  assert 'RCBM-LS (paper)' in md and '-log p per entry' in md
+  fsls = results['fsls']['planted']
+  assert set(fsls['traces']) == {'fixed', 'line_search', 'line_search_paper'}
 
 
 def test_rerun_reuses_every_cached_cell(tiny_run, monkeypatch):
@@ -96,3 +108,47 @@ def test_runtime_max_n_skips_larger_cells(tmp_path):
   assert {(s['n_train'], s['model']) for s in out['skipped']} == {
       (24, m) for m in reproduce_rcbm.MODELS}
   assert 'runtime_max_n=10' in out['skipped'][0]['reason']
+  listed = runtime.run_runtime(reproduce_rcbm.make_plan(
+      str(tmp_path), 'tiny', experiments=('runtime',), report_only=True))
+  assert listed['rows'] == [] and len(listed['skipped']) == len(
+      reproduce_rcbm.MODELS)
+  assert 'time budget' in listed['skipped'][0]['reason']
+
+
+def test_carried_results_need_the_same_settings(tiny_run, tmp_path):
+  plan, results = tiny_run
+  path = os.path.join(plan.results_dir, 'results.json')
+  carried = reproduce_rcbm.carried_results(reproduce_rcbm.make_plan(
+      str(tmp_path), 'tiny', experiments=('runtime',), carry_from=path))
+  assert carried['kselect'] == results['kselect']
+  # (an earlier test may have rewritten results.json with fewer parts)
+  assert 'kselect' in carried['carried']['experiments']
+  assert set(carried['carried']['experiments']) <= set(reproduce_rcbm.CARRIED)
+  assert 'runtime' not in carried and 'fsls' not in carried
+  with open(path) as f:
+    blob = json.load(f)
+  blob['settings']['lam'] = 0.5           # a setting kselect depends on
+  blob['settings']['n_grid'] = {}         # one only the runtime study reads
+  other = str(tmp_path / 'other.json')
+  with open(other, 'w') as f:
+    json.dump(blob, f)
+  with pytest.raises(ValueError, match=r"other.json.*\['lam'\]"):
+    reproduce_rcbm.carried_results(reproduce_rcbm.make_plan(
+        str(tmp_path), 'tiny', experiments=('runtime',), carry_from=other))
+  with pytest.raises(ValueError, match='unknown runtime models'):
+    reproduce_rcbm.make_plan(str(tmp_path), 'tiny', runtime_models=['x'])
+
+
+def test_more_repetitions_reuse_the_finished_rows(tmp_path, monkeypatch):
+  plan = reproduce_rcbm.make_plan(str(tmp_path), 'tiny')
+  cache.save_cache(plan, 'runtime_rows', [{'rep': 0}])
+  monkeypatch.setattr(plan_lib, 'TINY',
+                      dataclasses.replace(plan_lib.TINY, reps=5))
+  assert plan.settings.reps == 5
+  assert cache.load_cache(plan, 'runtime_rows') is None
+  assert cache.load_cache(plan, 'runtime_rows',
+                          ignore=runtime.REPETITIONS) == [{'rep': 0}]
+  monkeypatch.setattr(plan_lib, 'TINY',
+                      dataclasses.replace(plan_lib.TINY, lam=0.5))
+  assert cache.load_cache(plan, 'runtime_rows',
+                          ignore=runtime.REPETITIONS) is None

@@ -84,8 +84,9 @@ def w_step(w: Array, w_prev: Array, w_t: Array, lip_w: Array, x: Array,
     w_t: FISTA momentum scalar; lip_w: last accepted `L_W` (line search).
     x: data [C, B, T, Dp]; h: activations [C, B, S, K] after Task 1.
     cfg: `step` ('fixed': `L = lambda_max(G) / alpha`; 'line_search':
-      backtracking by `ls_eta` from the last accepted `L / ls_eta`) and
-      `w_steps`.
+      backtracking by `ls_eta` from the last accepted `L / ls_eta`;
+      'line_search_paper': backtracking from `ls_init_lipschitz` at every
+      step) and `w_steps`.
 
   Returns:
     (dict of the new `w`, `w_prev`, `w_t`, `lip_w`; accepted; the L used).
@@ -104,7 +105,8 @@ def w_step(w: Array, w_prev: Array, w_t: Array, lip_w: Array, x: Array,
         wm.reshape(tw, k, -1), axes=(0, 2)).reshape(wm.shape)
 
   lip_exact = jnp.maximum(jnp.linalg.eigvalsh(g)[-1], tiny)
-  line_search = cfg.step == 'line_search'
+  line_search = cfg.step in ('line_search', 'line_search_paper')
+  fresh = cfg.step == 'line_search_paper'
 
   def step(carry, _):
     wm, wm_prev, t, lip = carry
@@ -119,9 +121,10 @@ def w_step(w: Array, w_prev: Array, w_t: Array, lip_w: Array, x: Array,
         model = q_y + jnp.sum(grad * d) + 0.5 * lip * jnp.sum(d * d)
         return q(y + d) > model + 1e-6 * jnp.abs(q_y) + tiny
 
+      start = (jnp.asarray(cfg.ls_init_lipschitz, dtype) if fresh
+               else jnp.maximum(lip / cfg.ls_eta, tiny))
       lip = lax.while_loop(lambda l: violated(l) & (l < 1e30),
-                           lambda l: l * cfg.ls_eta,
-                           jnp.maximum(lip / cfg.ls_eta, tiny))
+                           lambda l: l * cfg.ls_eta, start)
     else:
       lip = lip_exact / cfg.alpha
     new = project(y - grad / lip)

@@ -51,7 +51,17 @@ lower N too: N never increases across outer iterations (tested). With
 Line search (`step='line_search'`, RCBM-LS): the same algorithm with
 backtracking instead of the step bounds: per-sample backtracking in the
 h-step (each trial one convolution), and backtracking on `L_W` (on the exact
-quadratic, from the last accepted `L_W / eta`).
+quadratic, from the last accepted `L_W / eta`). Both estimates are carried
+from one update to the next, so after the first iterations few trials are
+needed.
+
+The paper's line search (`step='line_search_paper'`, RCBM-LS as the paper
+ran it): the line search its "Stepsize assignment" paragraph rejects, which
+"needs many additional convolutions": every FISTA iteration of the h-step
+backtracks afresh from `L = ls_init_lipschitz` (`fista.fresh_lipschitz`),
+and every W-update from `L_W = ls_init_lipschitz`. The iterates are those
+of the warm-started line search up to the step sizes; only the number of
+trials (convolutions) per update differs.
 
 Samples are processed in chunks of B (`cbm_layout`; `lax.map` inside the
 one jitted step): each chunk runs its own h-step to convergence, and G is a
@@ -84,7 +94,8 @@ from cyan_rcbm.rcbm import fista
 from cyan_rcbm.rcbm import ops
 
 Array = jax.Array
-STEP_RULES = ('fixed', 'line_search')
+STEP_RULES = ('fixed', 'line_search', 'line_search_paper')
+LINE_SEARCHES = ('line_search', 'line_search_paper')
 PENALTIES = ('fixed', 'mle')
 
 
@@ -93,8 +104,10 @@ class SolverConfig:
   """Static settings of the CBM solver (hashable: a jit static argument).
 
   Attributes:
-    step: 'fixed' (RCBM-FS, the bounds of the module docstring) or
-      'line_search' (RCBM-LS, backtracking).
+    step: 'fixed' (RCBM-FS, the bounds of the module docstring),
+      'line_search' (RCBM-LS, backtracking from the last accepted step) or
+      'line_search_paper' (backtracking from the initial step at every
+      update, the paper's RCBM-LS).
     penalty: how `lam` of Eq. 6 is set: 'fixed' (`lam` throughout) or 'mle'
       (the paper: `sigma^2 / beta` of the previous iteration's Task 3, after
       `warmup_iters` iterations at `lam`). See "Penalty" in `cbm`.
@@ -109,7 +122,8 @@ class SolverConfig:
       this, relative, in one FISTA iteration.
     form: operator form (`ops.FORMS` or 'auto').
     ls_eta: backtracking factor of the line search.
-    ls_init_lipschitz: initial Lipschitz estimate of each h line search.
+    ls_init_lipschitz: initial Lipschitz estimate of each h line search
+      (and, for 'line_search_paper', of every h and W update).
     min_sigma: floor of sigma (keeps `log sigma` finite on exact fits).
     min_beta: floor of beta (keeps the penalty finite when h = 0).
   """
@@ -245,7 +259,7 @@ def solve_h(x_BxTxD: Array, w_KxDxTw: Array, h0_BxSxK: Array,
             ) -> fista.LassoResult:
   """Task 1 / Algorithm 2 on one chunk (time-major), warm-started at h0."""
   fwd, adj = ops.operator_pair(cfg.form)
-  line_search = cfg.step == 'line_search'
+  line_search = cfg.step in LINE_SEARCHES
   if line_search:
     step = 1.0 / jnp.asarray(cfg.ls_init_lipschitz, x_BxTxD.dtype)
   else:
@@ -255,7 +269,8 @@ def solve_h(x_BxTxD: Array, w_KxDxTw: Array, h0_BxSxK: Array,
       x_BxTxD, lambda h: fwd(w_KxDxTw, h), lambda r: adj(w_KxDxTw, r),
       h0_BxSxK, xhat0_BxTxD, lam, step, max_iters=cfg.inner_max_iters,
       tol=cfg.inner_tol, min_iters=cfg.inner_min_iters,
-      line_search=line_search, eta=cfg.ls_eta)
+      line_search=line_search, eta=cfg.ls_eta,
+      fresh_backtracking=cfg.step == 'line_search_paper')
 
 
 @functools.partial(jax.jit, static_argnames=('num_samples', 'cfg', 'mesh'))

@@ -24,7 +24,11 @@ Step sizes: fixed (`step <= 1 / ||A||_2^2` for the accelerated guarantee), or
 backtracking line search per sample (`line_search=True`): the local Lipschitz
 estimate `L_i` starts at `1 / step` and is multiplied by `eta` until the
 sufficient-decrease condition `f(z) <= f(y) + <g, z - y> + L_i/2 ||z - y||^2`
-holds (each trial costs one `forward`).
+holds (each trial costs one `forward`). The estimate carries over from one
+iteration to the next (it only grows), so later iterations rarely
+backtrack. With `fresh_backtracking=True` every iteration starts again from
+`1 / step` (`fresh_lipschitz`): the line search as the paper's "Stepsize
+assignment" paragraph rejects it, many extra `forward`s per iteration.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ def project_frobenius_ball(w: Array, radius: float = 1.0,
   norm = jnp.sqrt(jnp.sum(jnp.square(w), axis=axes, keepdims=True))
   scale = jnp.minimum(1.0, radius / jnp.maximum(norm, jnp.finfo(w.dtype).tiny))
   return w * scale
+
+
+def fresh_lipschitz(carried: Array, initial: Array, fresh: bool) -> Array:
+  """The Lipschitz estimate an iteration's backtracking starts from: the
+  carried one (warm-started line search), or `initial` again (`fresh`: the
+  line search that backtracks from the initial step at every update)."""
+  return initial if fresh else carried
 
 
 def _per_sample(fn, a):
@@ -118,7 +129,8 @@ def nonneg_lasso(x: Array, forward: Callable[[Array], Array],
                  lam: Array | float, step: Array | float, *, max_iters: int,
                  tol: float = 1e-4, min_iters: int = 1,
                  line_search: bool = False, eta: float = 2.0,
-                 max_backtracks: int = 40) -> LassoResult:
+                 max_backtracks: int = 40,
+                 fresh_backtracking: bool = False) -> LassoResult:
   """Solves the batched non-negative lasso of the module docstring.
 
   Args:
@@ -137,6 +149,8 @@ def nonneg_lasso(x: Array, forward: Callable[[Array], Array],
     line_search: backtracking per sample instead of the fixed step.
     eta: backtracking factor (> 1).
     max_backtracks: cap on trials per iteration.
+    fresh_backtracking: with `line_search`, every iteration backtracks from
+      `1 / step` instead of the last accepted estimate (`fresh_lipschitz`).
 
   Returns:
     A `LassoResult` with `F_i(h) <= F_i(h0)` for every sample.
@@ -157,10 +171,10 @@ def nonneg_lasso(x: Array, forward: Callable[[Array], Array],
     y = c.h + _bc(mom, c.h) * (c.h - c.h_prev)
     r_y = x - (c.xh + _bc(mom, x) * (c.xh - c.xh_prev))
     g = -adjoint(r_y)                       # grad of 1/2||x - A y||^2 at y.
-    z = prox_point(y, g, c.lip)
+    lip = fresh_lipschitz(c.lip, lip0, fresh_backtracking and line_search)
+    z = prox_point(y, g, lip)
     xz = forward(z)
     sq_z = per_sample_sq(x - xz)
-    lip = c.lip
     if line_search:
       f_y = 0.5 * per_sample_sq(r_y)
 

@@ -23,14 +23,25 @@ def settings_key(plan: Plan) -> str:
                     default=str)
 
 
-def load_cache(plan: Plan, name: str):
-  """The value cached as `<name>.json` with this plan's settings, else None."""
+def _same_settings(key_a: str, key_b: str, ignore: tuple[str, ...]) -> bool:
+  """Two settings keys agree on every field outside `ignore`."""
+  if not ignore:
+    return key_a == key_b
+  a, b = json.loads(key_a), json.loads(key_b)
+  return ({k: v for k, v in a.items() if k not in ignore}
+          == {k: v for k, v in b.items() if k not in ignore})
+
+
+def load_cache(plan: Plan, name: str, ignore: tuple[str, ...] = ()):
+  """The value cached as `<name>.json` with this plan's settings (up to the
+  fields in `ignore`), else None."""
   path = os.path.join(plan.out_dir, f'{name}.json')
   if not os.path.exists(path):
     return None
   with open(path) as f:
     blob = json.load(f)
-  if blob.get('settings') != settings_key(plan):
+  if not _same_settings(str(blob.get('settings')), settings_key(plan),
+                        ignore):
     log(f'{path} was made with other settings: ignored')
     return None
   return blob['value']

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cyan_rcbm.experiments.rcbm.plan import LABELS, MODELS
+from cyan_rcbm.experiments.rcbm.plan import LABELS, MODELS, RCBM_STEPS
 
 
 def plot_dynamics(x_list, titles, names, path):
@@ -34,15 +34,17 @@ def plot_dynamics(x_list, titles, names, path):
 
 
 def plot_runtime(summary, dataset, path):
-  """Seconds and held-out -log P against n, per model (Figs. 5-8)."""
+  """Seconds and the two common-family held-out scores against n, per
+  model (Figs. 5-8)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-  keys = (('seconds', 'training time (s)', 'log'),
-          ('log_perplexity', 'log perplexity = -mean log P (held out)',
+  keys = (('seconds', 'training time (s), compile excluded', 'log'),
+          ('nll_per_entry', '-log p per entry of X (Gaussian, held out)',
            'symlog'),
-          ('median_neg_log_prob', 'median -log P (held out)', 'symlog'))
+          ('nll_per_sample', '-log p per sample (half-normal, held out)',
+           'symlog'))
   for model in MODELS:
     cells = sorted(k for k in summary if k[0] == dataset and k[1] == model)
     if not cells:
@@ -50,7 +52,9 @@ def plot_runtime(summary, dataset, path):
     n = [k[2] for k in cells]
     for ax, (key, _, _) in zip(axes, keys):
       stats = [summary[k][key] for k in cells]
-      ax.errorbar(n, [m for m, _ in stats], yerr=[sd or 0 for _, sd in stats],
+      keep = [i for i, (m, _) in enumerate(stats) if m is not None]
+      ax.errorbar([n[i] for i in keep], [stats[i][0] for i in keep],
+                  yerr=[stats[i][1] or 0 for i in keep],
                   marker='o', ms=3, capsize=2, label=LABELS[model])
   for ax, (_, label, yscale) in zip(axes, keys):
     ax.set(xscale='log', xlabel='training samples n', ylabel=label)
@@ -59,7 +63,7 @@ def plot_runtime(summary, dataset, path):
     else:
       ax.set_yscale(yscale)
   axes[0].legend(fontsize=7)
-  fig.suptitle(f'{dataset}: runtime and held-out perplexity (Figs. 5-8)',
+  fig.suptitle(f'{dataset}: runtime and held-out likelihood (Figs. 5-8)',
                fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
@@ -67,15 +71,18 @@ def plot_runtime(summary, dataset, path):
 
 
 def plot_fsls(fsls, path):
-  """The Eq. 6 objective of RCBM-FS and RCBM-LS against wall time."""
+  """The Eq. 6 objective of the three RCBM step rules against wall time."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, len(fsls), figsize=(4.5 * len(fsls), 3.2),
                            squeeze=False)
   for ax, (dataset, entry) in zip(axes[0], fsls.items()):
-    for step, label in (('fixed', 'RCBM-FS'), ('line_search', 'RCBM-LS')):
-      t = entry['traces'][step]
+    for model, step in RCBM_STEPS.items():
+      t = entry['traces'].get(step)
+      if t is None:
+        continue
+      label = LABELS[model]
       ax.plot(t['seconds'], t['objective'], label=label)
     ax.set(xlabel='wall time (s)', ylabel='Eq. 6 objective per sample',
            title=f'{dataset}, n={entry["n"]}, level 1', yscale='log')

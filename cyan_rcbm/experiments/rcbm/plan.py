@@ -12,15 +12,22 @@ import dataclasses
 import time
 from typing import Any
 
-MODELS = ('rcbm_fs', 'rcbm_ls', 'cae', 'sc', 'ssm')
-LABELS = {'rcbm_fs': 'RCBM-FS', 'rcbm_ls': 'RCBM-LS', 'cae': 'cAE',
-          'sc': 'SC', 'ssm': 'SSM'}
+# In run order (the runtime study runs model by model, RCBM first).
+MODELS = ('rcbm_fs', 'rcbm_ls', 'rcbm_ls_paper', 'sc', 'ssm', 'cae')
+LABELS = {'rcbm_fs': 'RCBM-FS', 'rcbm_ls': 'RCBM-LS',
+          'rcbm_ls_paper': 'RCBM-LS (paper)', 'cae': 'cAE', 'sc': 'SC',
+          'ssm': 'SSM'}
+# The step rule of each RCBM model (`cbm.SolverConfig.step`).
+RCBM_STEPS = {'rcbm_fs': 'fixed', 'rcbm_ls': 'line_search',
+              'rcbm_ls_paper': 'line_search_paper'}
 # In run order: the long runtime study last (K selection feeds the others).
 EXPERIMENTS = ('kselect', 'composition', 'anomalies', 'forecast', 'fsls',
                'runtime')
-ROW_KEYS = ('dataset', 'model', 'n_train', 'rep', 'seconds', 'perplexity',
-            'log_perplexity', 'median_neg_log_prob', 'recon_rel_error',
-            'num_params', 'iterations', 'converged', 'note')
+ROW_KEYS = ('dataset', 'model', 'n_train', 'rep', 'seconds',
+            'warmup_seconds', 'perplexity', 'log_perplexity',
+            'median_neg_log_prob', 'nll_per_sample', 'nll_per_entry',
+            'recon_rel_error', 'num_params', 'iterations', 'converged',
+            'note')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Settings:
   pool: int                       # c
   lam: float                      # sigma^2 / beta of Eq. 6 (fixed)
   max_iters: int                  # outer iterations per level
+  runtime_max_iters: int          # ... in the runtime study
   tol: float
   inner_max_iters: int
   num_restarts: int
@@ -74,12 +82,13 @@ _PLANTED = (('num_features', 7), ('length', 60), ('num_filters', 5),
 FULL = Settings(
     real='higgs', runtime_datasets=('higgs', 'planted'),
     n_grid={'higgs': (100, 300, 1000, 3000, 10000),
-            'planted': (100, 300, 1000, 3000)},
-    reps=3, reps_large=1, large_n=10000, num_test=1000, num_filters=10,
-    filter_length=7, pool=2, lam=0.3, max_iters=60, tol=1e-3,
+            'planted': (100, 300, 1000, 3000, 10000)},
+    reps=3, reps_large=3, large_n=3000, num_test=1000, num_filters=10,
+    filter_length=7, pool=2, lam=0.3, max_iters=60, runtime_max_iters=20,
+    tol=1e-3,
     inner_max_iters=20, num_restarts=1, infer_max_iters=200, infer_tol=1e-4,
-    cae_max_n=1000, cae_max_epochs=20, cae_budget_s=120.0, sc_max_iters=100,
-    ssm_max_iters=50, fsls_n=1000, fsls_max_iters=300, fsls_tol=1e-5,
+    cae_max_n=300, cae_max_epochs=20, cae_budget_s=120.0, sc_max_iters=100,
+    ssm_max_iters=50, fsls_n=1000, fsls_max_iters=100, fsls_tol=1e-5,
     kselect_n=1000, kselect_ks=tuple(range(1, 11)), kselect_max_iters=40,
     knee_eps=0.05, composition_n=0, anomaly_n_train=2000,
     anomaly_counts=(900, 50, 50), forecast_train_fraction=0.6,
@@ -88,7 +97,8 @@ FULL = Settings(
 
 QUICK = dataclasses.replace(
     FULL, n_grid={'higgs': (100, 300), 'planted': (100, 300)}, reps=1,
-    num_test=300, max_iters=30, cae_max_n=300, cae_max_epochs=5,
+    num_test=300, max_iters=30, runtime_max_iters=20, cae_max_n=300,
+    cae_max_epochs=5,
     cae_budget_s=30.0, sc_max_iters=50, ssm_max_iters=20, fsls_n=300,
     fsls_max_iters=60, kselect_n=500, kselect_ks=(2, 4, 6, 8, 10),
     kselect_max_iters=20, composition_n=1500, anomaly_n_train=500,
@@ -99,7 +109,8 @@ QUICK = dataclasses.replace(
 TINY = dataclasses.replace(
     FULL, real='planted', runtime_datasets=('planted',),
     n_grid={'planted': (24,)}, reps=1, large_n=48, num_test=24,
-    num_filters=3, filter_length=3, max_iters=4, tol=1e-3, inner_max_iters=10,
+    num_filters=3, filter_length=3, max_iters=4, runtime_max_iters=4,
+    tol=1e-3, inner_max_iters=10,
     infer_max_iters=20, cae_max_n=24, cae_max_epochs=2, cae_budget_s=10.0,
     sc_max_iters=4, ssm_max_iters=3, fsls_n=24, fsls_max_iters=5,
     kselect_n=24, kselect_ks=(2, 3), kselect_max_iters=3, composition_n=24,
@@ -126,6 +137,16 @@ class Plan:
   # Runtime study: cells with more training samples than this are not run
   # (reported as skipped); 0 = no limit. Not part of the cache key.
   runtime_max_n: int = 0
+  # Runtime study: the models run (default all); the others are reported
+  # as skipped. Not part of the cache key.
+  runtime_models: tuple[str, ...] = MODELS
+  # results.json of an earlier run whose kselect, composition, anomalies
+  # and forecast results are reported when those experiments are not run
+  # here (only if that run's settings for them are the same).
+  carry_from: str | None = None
+  # Runtime study: run no cell, report the cached ones (the rest are listed
+  # as not run for time). Not part of the cache key.
+  report_only: bool = False
 
   @property
   def settings(self) -> Settings:
@@ -134,7 +155,9 @@ class Plan:
 
 def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
               experiments=None, notes: str | None = None,
-              runtime_max_n: int = 0) -> Plan:
+              runtime_max_n: int = 0, runtime_models=None,
+              carry_from: str | None = None,
+              report_only: bool = False) -> Plan:
   """Checks the mode and experiments; results go to `out_dir` by default."""
   if mode not in ('full', 'quick', 'tiny'):
     raise ValueError(f'mode must be full, quick or tiny, got {mode!r}')
@@ -143,9 +166,16 @@ def make_plan(out_dir: str, mode: str = 'full', results_dir: str | None = None,
   if unknown:
     raise ValueError(f'unknown experiments {sorted(unknown)}; expected some '
                      f'of {EXPERIMENTS}')
+  runtime_models = tuple(runtime_models or MODELS)
+  unknown = set(runtime_models) - set(MODELS)
+  if unknown:
+    raise ValueError(f'unknown runtime models {sorted(unknown)}; expected '
+                     f'some of {MODELS}')
   return Plan(mode=mode, out_dir=out_dir, results_dir=results_dir or out_dir,
               experiments=experiments, notes=notes,
-              runtime_max_n=int(runtime_max_n or 0))
+              runtime_max_n=int(runtime_max_n or 0),
+              runtime_models=runtime_models, carry_from=carry_from,
+              report_only=bool(report_only))
 
 
 def log(msg: str) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from cyan_rcbm.common import workdir as workdir_lib
 from cyan_rcbm.experiments.rcbm import claims
 from cyan_rcbm.experiments.rcbm import figures
+from cyan_rcbm.experiments.rcbm import report_runtime
 from cyan_rcbm.experiments.rcbm import tables
 from cyan_rcbm.experiments.rcbm.tables import fmt
 from cyan_rcbm.experiments.rcbm.plan import LABELS, MODELS, Plan
@@ -62,6 +63,12 @@ def _markdown(plan: Plan, results, summary) -> str:
       '10-minute bins, peak at bin 10; `cyan_rcbm.data.higgs`) and '
       '"planted" is data drawn from the model itself (SPEC B3) with '
       f'{dict(s.planted)}.', '']
+  carried = results.get('carried')
+  if carried:
+    lines += [f'The {", ".join(carried["experiments"])} results are those of '
+              f'an earlier full run (`{carried["from"]}`, same settings for '
+              'them); the runtime study and the FS/LS traces are from this '
+              'run.', '']
   table = claims.paper_claims(plan, results, summary)
   if table:
     lines += ['## The paper\'s claims and ours', '',
@@ -69,23 +76,9 @@ def _markdown(plan: Plan, results, summary) -> str:
     lines += [f'| {a} | {b} | {c} |' for a, b, c in table]
     lines.append('')
   if summary:
-    lines += _runtime_md(plan, results, summary)
+    lines += report_runtime.runtime_md(plan, results, summary)
   if 'fsls' in results:
-    lines += ['## RCBM-FS vs RCBM-LS against wall time', '',
-              f'One level, K={s.num_filters}, Tw={s.filter_length}, '
-              f'tol {s.fsls_tol:g}, at most {s.fsls_max_iters} outer '
-              'iterations; compile time excluded (a warm-up fit runs first). '
-              '![fsls](fsls.png)', '',
-              '| set | target | FS (s) | LS (s) | LS / FS |', '|---|---|---|---|---|']
-    for dataset, e in results['fsls'].items():
-      for key, w in e['time_to_objective'].items():
-        label = ('equal quality (worse final)' if key == 'equal_quality'
-                 else key.replace('_', ' ') + ' of best')
-        lines.append(f'| {dataset} | {label} = {w["objective"]:.4g} | '
-                     f'{fmt(w["seconds"]["fixed"])} | '
-                     f'{fmt(w["seconds"]["line_search"])} | '
-                     f'{fmt(w["ls_over_fs"])} |')
-    lines.append('')
+    lines += report_runtime.fsls_md(plan, results['fsls'])
   if 'kselect' in results:
     lines += _kselect_md(plan, results['kselect'])
   if 'composition' in results:
@@ -129,75 +122,6 @@ def _markdown(plan: Plan, results, summary) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _runtime_md(plan, results, summary):
-  s = plan.settings
-  lines = [
-      '## Runtime and held-out perplexity (Figs. 5-8)', '',
-      f'Two levels, K = {s.num_filters} per level, Tw = {s.filter_length}, '
-      f'pool {s.pool}, lam = {s.lam} (fixed sigma^2/beta, RCBM\'s default), '
-      f'{s.num_restarts} initialisation, at most {s.max_iters} outer '
-      f'iterations per level, tol {s.tol:g}, {s.inner_max_iters} FISTA '
-      f'iterations per h-step. {s.reps} repetitions (different training '
-      f'subsets and seeds) for n < {s.large_n}, {s.reps_large} at n >= '
-      f'{s.large_n}; mean ± std. Held-out: {s.num_test} fixed samples. '
-      'Seconds are training time without compilation (a warm-up fit on the '
-      'same shapes runs first) and without the held-out evaluation; the '
-      'machine (2 cores) was shared with other jobs, so times are noisy. '
-      'Higgs runtime set: targets with >= '
-      f'{s.higgs_runtime_min_events} lines (21,557 samples; the standard '
-      f'>= {s.higgs_min_events} set has only 5,641), scaled by per-feature '
-      'std of the training pool; planted data unscaled.', '',
-      'Parameter counts: RCBM `sum_l (K_l D_l Tw_l + 2)`; SC and SSM are '
-      'matched to it (the smallest size with at least as many parameters, '
-      'as in the paper); cAE has the paper\'s architecture with the same K '
-      'and Tw, K^2 maps at level 2, and many more parameters.', '',
-      '**What "perplexity" is for each model** (`exp(-mean_i log P(X_i))` '
-      'over held-out samples; tables give its log, the mean negative '
-      'log-probability, because SSM\'s perplexity overflows):', '',
-      '* RCBM (Eq. 12): `log P = sum_l log HalfNormal(e_l; sigma_l) + '
-      'log Exp(a_L; beta_L)`, e_l the per-sample error of level l, a_L the '
-      'top level\'s per-sample activation, h inferred by the h-step on the '
-      'learned filters.',
-      '* SC: the same with one level (`log HalfNormal(e) + log Exp(a)`), '
-      'codes inferred by the same FISTA.',
-      '* cAE: the same form as RCBM over its two levels, with the '
-      'encoder\'s codes (no inference) and sigma, beta fitted on the '
-      'training set.',
-      '* SSM: the exact marginal density `log p(y_1..y_T)` of all D x T '
-      'entries (Kalman filter).', '',
-      'These are not the same kind of likelihood: RCBM, SC and cAE give the '
-      'density of two or three summary statistics of a sample (an error '
-      'norm and an activation mass), SSM the density of the D T numbers '
-      'themselves. Only RCBM vs SC vs cAE compare like with like (and even '
-      'there a 2-level model has one more half-normal term than SC). The '
-      'paper compares them the same way and does not discuss it. As a '
-      'common yardstick the tables add the relative held-out reconstruction '
-      'error `sum ||X - Xhat||^2 / sum ||X||^2` of level 1 (none for SSM).',
-      '']
-  for dataset in s.runtime_datasets:
-    lines += [f'### {dataset}', '', f'![runtime_{dataset}](runtime_{dataset}.png)',
-              '', '| model | n | reps | params | seconds | log perplexity | '
-              'median -log P | rel. recon. error | notes |',
-              '|---|---|---|---|---|---|---|---|---|']
-    for model in MODELS:
-      for n in s.n_grid[dataset]:
-        e = summary.get((dataset, model, n))
-        if e is None:
-          continue
-        lines.append(
-            f'| {LABELS[model]} | {n} | {e["reps"]} | {e["num_params"]} | '
-            f'{fmt(e["seconds"])} | {fmt(e["log_perplexity"], 4)} | '
-            f'{fmt(e["median_neg_log_prob"], 4)} | '
-            f'{fmt(e["recon_rel_error"])} | {"; ".join(e["notes"])} |')
-    lines.append('')
-  skipped = results['runtime']['skipped']
-  if skipped:
-    lines += ['Not run: ' + '; '.join(
-        f'{k["dataset"]} {k["model"]} n={k["n_train"]} ({k["reason"]})'
-        for k in skipped), '']
-  return lines
-
-
 def _kselect_md(plan, kselect):
   s = plan.settings
   lines = ['## Choosing K (Figs. 9-10)', '',
@@ -207,24 +131,26 @@ def _kselect_md(plan, kselect):
            f'from one CBM per K in {list(s.kselect_ks)} on that level\'s input '
            f'(level 2: the pooled level-1 activations of the K='
            f'{max(s.kselect_ks)} model), '
-           f'at most {s.kselect_max_iters} outer iterations each. BIC uses '
-           'SPEC B3\'s sample-level likelihood (half-normal error, '
-           'exponential activation); the last column uses a per-entry '
-           'Gaussian likelihood of the residual with the same p, as a check '
-           'of how much the verdict depends on that choice.', '']
+           f'at most {s.kselect_max_iters} outer iterations each, under the '
+           'two readings of Eq. 1 the runtime study uses: per sample '
+           '(SPEC B3: half-normal error norm, exponential activation, one '
+           'density per sample) and per entry (Gaussian residual of each of '
+           'the D T entries, same p).', '']
   for name, e in kselect.items():
     lines.append(f'**{name}** ({e["n"]} samples)')
     lines.append('')
-    lines.append('| level | F(m), m = 1..K | knee | BIC best K | BIC | '
-                 'per-entry Gaussian BIC best K |')
-    lines.append('|---|---|---|---|---|---|')
+    lines.append('| level | F(m), m = 1..K | knee | BIC per sample: best K '
+                 '| BIC per sample | BIC per entry: best K | BIC per entry |')
+    lines.append('|---|---|---|---|---|---|---|')
     for level in (1, 2):
       lv = e[f'level{level}']
       f_m = ', '.join(f'{v:.2f}' for v in lv['cumulative_activation'][1:])
       bic = ', '.join(f'{k}: {v:.4g}' for k, v in zip(
           lv['bic']['num_filters'], lv['bic']['bic']))
+      gauss = ', '.join(f'{k}: {v:.4g}' for k, v in zip(
+          lv['bic']['num_filters'], lv['bic']['bic_gaussian']))
       lines.append(f'| {level} | {f_m} | {lv["knee"]} | {lv["bic"]["best"]} '
-                   f'| {bic} | {lv["bic"]["best_gaussian"]} |')
+                   f'| {bic} | {lv["bic"]["best_gaussian"]} | {gauss} |')
     lines += ['', ' '.join(f'![kselect_{name}_level{lv}](kselect_{name}_level'
                            f'{lv}.png)' for lv in (1, 2)), '']
   return lines

@@ -24,7 +24,10 @@ def summarise_runtime(rows):
     nll = mean_std([r['log_perplexity'] for r in rs])
     med = mean_std([r['median_neg_log_prob'] for r in rs])
     rec = mean_std([r['recon_rel_error'] for r in rs])
+    common = {k: mean_std([r.get(k) for r in rs])
+              for k in ('warmup_seconds', 'nll_per_sample', 'nll_per_entry')}
     out[key] = {'reps': len(rs), 'seconds': sec, 'log_perplexity': nll,
+                **common,
                 'median_neg_log_prob': med, 'recon_rel_error': rec,
                 'num_params': rs[0]['num_params'],
                 'notes': sorted({r['note'] for r in rs if r['note']})}

@@ -157,12 +157,10 @@ def _log_likelihood(params: SSMParams, y_TxNxD: Array) -> Array:
   return jnp.sum(_filter(params, y_TxNxD)[-1], axis=0)
 
 
-@functools.partial(jax.jit, static_argnames=('min_variance',))
-def em_step(params: SSMParams, y_TxNxD: Array, *, min_variance: float
-            ) -> tuple[SSMParams, Array]:
-  """One EM iteration: (new parameters, log-likelihood [N] of the old ones)."""
+def _smooth(params: SSMParams, y_TxNxD: Array):
+  """Kalman filter + RTS smoother: smoothed means [T, N, k], covariances
+  [T, k, k], cross covariances [T-1, k, k] and the log-likelihood [T, N]."""
   a = params.a
-  t, n, _ = y_TxNxD.shape
   m_pred, p_pred, m_f, p_f, ll = _filter(params, y_TxNxD)
 
   # RTS smoother, backwards over t = T-2 .. 0.
@@ -180,8 +178,22 @@ def em_step(params: SSMParams, y_TxNxD: Array, *, min_variance: float
       (m_f[:-1], p_f[:-1], m_pred[1:], p_pred[1:]), reverse=True)
   m_s = jnp.concatenate([m_s, m_f[-1:]], axis=0)              # [T, N, k]
   p_s = jnp.concatenate([p_s, p_f[-1:]], axis=0)              # [T, k, k]
+  return m_s, p_s, cross, ll
 
-  nf = jnp.asarray(n, a.dtype)
+
+@jax.jit
+def _smoothed_mean(params: SSMParams, y_TxNxD: Array) -> Array:
+  return _smooth(params, y_TxNxD)[0] @ params.c.T             # [T, N, D]
+
+
+@functools.partial(jax.jit, static_argnames=('min_variance',))
+def em_step(params: SSMParams, y_TxNxD: Array, *, min_variance: float
+            ) -> tuple[SSMParams, Array]:
+  """One EM iteration: (new parameters, log-likelihood [N] of the old ones)."""
+  t, n, _ = y_TxNxD.shape
+  m_s, p_s, cross, ll = _smooth(params, y_TxNxD)
+
+  nf = jnp.asarray(n, params.a.dtype)
   outer = jnp.einsum('tnk,tnl->tkl', m_s, m_s)                # sum over N.
   ezz = nf * p_s + outer                                      # [T, k, k]
   sum_all = jnp.sum(ezz, axis=0)
@@ -310,3 +322,20 @@ def log_prob(params: SSMParams, x_NxDxT: np.ndarray) -> np.ndarray:
   dtype = _float_dtype()
   return np.asarray(_log_likelihood(_as_jax(params, dtype),
                                     _to_time_major(x, dtype)), np.float64)
+
+
+def reconstruct(params: SSMParams, x_NxDxT: np.ndarray) -> np.ndarray:
+  """The smoothed mean `E[y_t | y_1..y_T] = C E[z_t | Y]` [n, D, T]: SSM's
+  reconstruction of X, the counterpart of RCBM's `W (x) h` with h inferred
+  from the same sample (for the residual likelihoods of the comparison).
+
+  Raises:
+    DataError: as `log_prob`.
+  """
+  x = _check_x(x_NxDxT)
+  if x.shape[1] != np.asarray(params.c).shape[0]:
+    raise DataError(f'samples have {x.shape[1]} features but the SSM was '
+                    f'fitted on {np.asarray(params.c).shape[0]}')
+  dtype = _float_dtype()
+  mean = _smoothed_mean(_as_jax(params, dtype), _to_time_major(x, dtype))
+  return np.transpose(np.asarray(mean, np.float64), (1, 2, 0))
