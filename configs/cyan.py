@@ -1,4 +1,4 @@
-"""CYAN-RNN / CYAN-RNN(cov) / RMTPP on cascades (SPEC Part A).
+"""CYAN-RNN / CYAN-RNN(cov) / RMTPP on cascades (equations.md Part A).
 
 python -m cyan_rcbm.main --config=configs/cyan.py:tiny --workdir=runs/tiny
 python -m cyan_rcbm.main --config=configs/cyan.py:cyanrnn_cp_exp \
@@ -99,7 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.coverage_cell = 'gru'     # 'gru' (Tu et al. 2016) | 'tanh' (authors' code)
   config.model.dependence_length = 32    # l: events the attention sees (window)
   config.model.head_hidden = 0           # hidden units of the user MLP g (0: linear)
-  config.model.time_context = 'h'        # 'h': b_k reads h_k (SPEC) | 's': reads s_k
+  config.model.time_context = 'h'        # 'h': b_k reads h_k (equations.md A4) | 's': reads s_k
   config.model.calendar_embed = 2        # size per calendar-field embedding (used when
                                          #   the data has absolute timestamps)
   config.model.mask_active = True        # a user activates once: active users get p = 0

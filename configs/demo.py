@@ -4,11 +4,11 @@ python -m cyan_rcbm.main --config=configs/demo.py --workdir=runs/demo
 python -m cyan_rcbm.main --config=configs/demo.py:tiny --workdir=runs/demo_tiny
 
 Part 1: CYAN-RNN(cov) vs RMTPP on a synthetic core-periphery /
-exponential-delay cascade set (SPEC A2), `config.cyan` (a configs/cyan.py
-config) once per entry of `config.cyan_variants`. Part 2: a 2-level RCBM on
-the Higgs-Twitter dynamics, `config.rcbm` (a configs/rcbm.py config). This
-file is the one place for the demo's sizes; every field of the two embedded
-configs can be overridden, e.g. `--config.cyan.train.num_epochs=8`,
+exponential-delay cascade set (equations.md A2), `config.cyan` (a
+configs/cyan.py config) once per entry of `config.cyan_variants`. Part 2: a
+2-level RCBM on the Higgs-Twitter dynamics, `config.rcbm` (a configs/rcbm.py
+config). This file is the one place for the demo's sizes; every field of the two
+embedded configs can be overridden, e.g. `--config.cyan.train.num_epochs=8`,
 `--config.rcbm.data.max_samples=0` (all samples), `--config.cyan.log_every=5`
 (progress line every 5 train steps), `--config.rcbm.log_every=1` (every outer
 iteration), `--config.tensorboard=True`.

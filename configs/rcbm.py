@@ -1,13 +1,14 @@
 """RCBM (PLoS ONE 2015) on multi-dimensional social dynamics.
 
-python -m cyan_rcbm.main --config=configs/rcbm.py:synthetic --workdir=runs/rcbm_syn
-python -m cyan_rcbm.main --config=configs/rcbm.py:twitter_higgs --workdir=runs/rcbm_higgs
-python -m cyan_rcbm.main --config=configs/rcbm.py:cascades_android --workdir=runs/rcbm_and
+python -m cyan_rcbm.main --config=configs/rcbm.py:synthetic
+--workdir=runs/rcbm_syn python -m cyan_rcbm.main
+--config=configs/rcbm.py:twitter_higgs --workdir=runs/rcbm_higgs python -m
+cyan_rcbm.main --config=configs/rcbm.py:cascades_android --workdir=runs/rcbm_and
 python -m cyan_rcbm.main --config=configs/rcbm.py --workdir=runs/mine \
     --config.data.path=my_dynamics.npz
 
-Variants: 'tiny' (seconds; tests), 'synthetic' (planted filters, SPEC B3),
-'twitter_higgs' (the seven Twitter features per Higgs target user),
+Variants: 'tiny' (seconds; tests), 'synthetic' (planted filters, equations.md
+B3), 'twitter_higgs' (the seven Twitter features per Higgs target user),
 'cascades_<name>' for name in android, christianity, topolstm_twitter (the
 five B8 features per cascade), and the default (no variant): any .npz with
 `x` [n, D, T] given by --config.data.path.
@@ -34,7 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   #                                over all entries) | 'feature' (per-row std)
   config.data.test_fraction = 0.2  # held-out samples for perplexity_test
   config.data.split_seed = 0     # seed of the train/test split
-  # source='planted' (cyan_rcbm.data.planted.make_planted, SPEC B3):
+  # source='planted' (cyan_rcbm.data.planted.make_planted, equations.md B3):
   config.data.planted = ml_collections.ConfigDict()
   config.data.planted.num_samples = 1000
   config.data.planted.num_features = 7    # D
@@ -49,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.higgs.mode = 'target'       # 'target' | 'window'
   config.data.higgs.num_bins = 60         # T
   config.data.higgs.min_events = 10       # see higgs.higgs_samples
-  # source='cascades' (cyan_rcbm.data.cascade_dynamics, SPEC B8):
+  # source='cascades' (cyan_rcbm.data.cascade_dynamics, equations.md B8):
   config.data.cascades = ml_collections.ConfigDict()
   config.data.cascades.name = 'android'   # one of CASCADE_SETS
   config.data.cascades.num_bins = 60      # T

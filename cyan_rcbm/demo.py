@@ -3,8 +3,8 @@
 python -m cyan_rcbm.main --config=configs/demo.py --workdir=runs/demo
 
 1. CYAN-RNN(cov) vs RMTPP on a synthetic core-periphery / exponential-delay
-   cascade set (SPEC A2): one `cyan_rcbm.cyan.train.train_and_evaluate` run
-   per entry of `config.cyan_variants`, in `WORKDIR/<variant>/` (test
+   cascade set (equations.md A2): one `cyan_rcbm.cyan.train.train_and_evaluate`
+   run per entry of `config.cyan_variants`, in `WORKDIR/<variant>/` (test
    metrics, Fig. 5 alignment heat map, Fig. 6 inferred vs true network).
 2. A 2-level RCBM on the Higgs-Twitter dynamics:
    `cyan_rcbm.rcbm.train.train_and_evaluate` in `WORKDIR/rcbm_higgs/`

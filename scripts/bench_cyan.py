@@ -8,7 +8,7 @@ python scripts/bench_cyan.py --devices=1,2,4 --variants=cyan_cov \
 
 Setting: hidden size 32 (embedding, encoder, decoder, attention),
 batch 128, length of dependence l = 32, on 20,000 synthetic CP-Exp cascades
-(SPEC A2; generated once and cached). Prints one JSON object
+(equations.md A2; generated once and cached). Prints one JSON object
 `{variant: {"train_events_per_s", "eval_events_per_s", "compile_s", ...}}`.
 
 * events = real (unpadded) events of the batches processed;

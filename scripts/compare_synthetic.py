@@ -1,13 +1,14 @@
 """Compares our synthetic sets with the CYAN-RNN authors' shipped ones.
 
-python scripts/compare_synthetic.py --authors_dir=../shared/data/cyanrnn-synthetic
+python scripts/compare_synthetic.py
+--authors_dir=../shared/data/cyanrnn-synthetic
 
 For CP-Exp and Random-Exp (the authors ship no Rayleigh sets) it prints a
-markdown table of `cyan_rcbm.data.stats.distribution_stats` for the authors' files
-(train+val+test) and for our generator: the defaults with seed 0, the
+markdown table of `cyan_rcbm.data.stats.distribution_stats` for the authors'
+files (train+val+test) and for our generator: the defaults with seed 0, the
 median [min, max] over `--seeds` seeds (each seed draws a new graph), and
 the alternatives the defaults were chosen against (log-uniform parameters;
-SPEC A2's literal Bernoulli graph without transmission coin).
+equations.md A2's literal Bernoulli graph without transmission coin).
 """
 
 import json
@@ -35,7 +36,7 @@ _JSON_OUT = flags.DEFINE_string('json_out', None,
 _VARIANTS = {
     'ours (defaults)': {},
     'ours, log-uniform params': dict(param_draw='loguniform'),
-    'ours, SPEC A2 literal (Bernoulli graph, no coin)': dict(
+    'ours, equations.md A2 literal (Bernoulli graph, no coin)': dict(
         edges_per_user=0, transmit_prob=1.0),
 }
 _COLUMNS = (('cascades', '{:d}'), ('length_mean', '{:.1f}'),

@@ -1,4 +1,5 @@
-"""Writes the CYAN-RNN paper's four synthetic sets (section 4.2; SPEC A2).
+"""Writes the CYAN-RNN paper's four synthetic sets (section 4.2; equations.md
+A2).
 
 python scripts/generate_synthetic.py --out_dir=data/synthetic
 
@@ -29,7 +30,7 @@ _PARAM_DRAW = flags.DEFINE_enum('param_draw', 'uniform',
                                 'Draw of the per-edge delay parameters.')
 _EDGES_PER_USER = flags.DEFINE_float(
     'edges_per_user', 3.0, 'Edges per user of the fixed-count Kronecker '
-    'graph; 0: Bernoulli Kronecker graph (SPEC A2).')
+    'graph; 0: Bernoulli Kronecker graph (equations.md A2).')
 _TRANSMIT_PROB = flags.DEFINE_float(
     'transmit_prob', 0.5, 'Probability that an edge transmits in a cascade.')
 _MIN_LENGTH = flags.DEFINE_integer(

@@ -1,4 +1,4 @@
-"""Writes RCBM's dynamics sample sets (SPEC B1, B8) as .npz files.
+"""Writes RCBM's dynamics sample sets (equations.md B1, B8) as .npz files.
 
 python scripts/prepare_dynamics.py --out_dir=runs/dynamics
 

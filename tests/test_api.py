@@ -195,4 +195,4 @@ def test_top_level_names():
   with pytest.raises(AttributeError):
     cr.no_such_name  # pylint: disable=pointless-statement
   for name in ('train_cyan', 'load_cyan', 'create_cyan'):
-    assert getattr(cr, name).__doc__ and 'SPEC' in getattr(cr, name).__doc__
+    assert getattr(cr, name).__doc__ and 'equations.md' in getattr(cr, name).__doc__

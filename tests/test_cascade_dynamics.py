@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.data.cascade_dynamics (SPEC B8)."""
+"""Tests for cyan_rcbm.data.cascade_dynamics (equations.md B8)."""
 
 import numpy as np
 import pytest

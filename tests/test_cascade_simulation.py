@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.data.cascade_simulation (SPEC A2's simulator)."""
+"""Tests for cyan_rcbm.data.cascade_simulation (equations.md A2's simulator)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.rcbm.cbm (Algorithms 1-2, SPEC B3-B4)."""
+"""Tests for cyan_rcbm.rcbm.cbm (Algorithms 1-2, equations.md B3-B4)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.data.graph_features (SPEC B8 diameter and LCC)."""
+"""Tests for cyan_rcbm.data.graph_features (equations.md B8 diameter and LCC)."""
 
 import collections
 

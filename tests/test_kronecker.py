@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.data.kronecker (SPEC A2)."""
+"""Tests for cyan_rcbm.data.kronecker (equations.md A2)."""
 
 import numpy as np
 import pytest

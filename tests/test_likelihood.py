@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.rcbm.likelihood (SPEC B3, B6; Eqs. 3, 12)."""
+"""Tests for cyan_rcbm.rcbm.likelihood (equations.md B3, B6; Eqs. 3, 12)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.rcbm.ops (SPEC B2: Eqs. 2, 8 and their forms)."""
+"""Tests for cyan_rcbm.rcbm.ops (equations.md B2: Eqs. 2, 8 and their forms)."""
 
 import jax
 import jax.numpy as jnp

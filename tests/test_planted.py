@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.data.planted (SPEC B3 generative model)."""
+"""Tests for cyan_rcbm.data.planted (equations.md B3 generative model)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.rcbm.rcbm (SPEC B6) and cyan_rcbm.rcbm.io."""
+"""Tests for cyan_rcbm.rcbm.rcbm (equations.md B6) and cyan_rcbm.rcbm.io."""
 
 import os
 

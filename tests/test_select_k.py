@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.rcbm.select_k (SPEC B5; paper Eqs. 10, 11, BIC)."""
+"""Tests for cyan_rcbm.rcbm.select_k (equations.md B5; paper Eqs. 10, 11, BIC)."""
 
 import math
 

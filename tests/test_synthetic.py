@@ -1,4 +1,4 @@
-"""Tests for cyan_rcbm.data.synthetic (SPEC A2, CYAN-RNN section 4.2)."""
+"""Tests for cyan_rcbm.data.synthetic (equations.md A2, CYAN-RNN section 4.2)."""
 
 import hashlib
 import json
@@ -11,7 +11,7 @@ from cyan_rcbm.data import synthetic
 from cyan_rcbm.errors import ConfigError, DataError
 
 def _check_cascades(s: synthetic.SyntheticSet):
-  """SPEC A2 invariants of every generated cascade."""
+  """equations.md A2 invariants of every generated cascade."""
   assert s.dataset.vocab == [str(u) for u in range(s.num_users)]
   np.testing.assert_array_equal(s.dataset.edges, np.argwhere(s.adjacency))
   for c in s.dataset.cascades:
@@ -35,7 +35,7 @@ def cp_exp():
 @pytest.mark.parametrize('network,delay,kwargs', [
     ('random', 'ray', {}),
     ('cp', 'ray', dict(param_draw='loguniform', horizon=5.0)),
-    # SPEC A2's literal model: Bernoulli graph, no transmission coin.
+    # equations.md A2's literal model: Bernoulli graph, no transmission coin.
     ('cp', 'exp', dict(edges_per_user=0, transmit_prob=1.0, min_length=1)),
     ('random', 'exp', dict(num_users=8, edges_per_user=1.5)),
 ])

@@ -1,4 +1,5 @@
-"""Alignments (paper Fig. 5) and network inference from them (Fig. 6, SPEC A6).
+"""Alignments (paper Fig. 5) and network inference from them (Fig. 6,
+equations.md A6).
 
 * `collect_alignments` runs the attention model over a data set once and
   returns, for chosen cascades, the full alignment matrix `alpha[k, i]`

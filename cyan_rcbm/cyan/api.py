@@ -60,7 +60,7 @@ def _as_config(config: Any) -> ml_collections.ConfigDict:
 def create_cyan(config: ml_collections.ConfigDict | str,
                 vocab: Sequence[str] | int, *, calendar: bool = False,
                 seed: int | None = None) -> CyanModel:
-  """An untrained model with the initial parameters of a run (SPEC A4).
+  """An untrained model with the initial parameters of a run (equations.md A4).
 
   Args:
     config: a CYAN config or 'configs/cyan.py:variant'.
@@ -103,7 +103,8 @@ def _model_info(config: ml_collections.ConfigDict, workdir: str
 
 
 def load_cyan(workdir: str, *, step: int | None = None) -> CyanModel:
-  """The best-validation model of a (finished or partial) CYAN run (SPEC A4).
+  """The best-validation model of a (finished or partial) CYAN run (equations.md
+  A4).
 
   Reads `workdir/config.json` and the orbax checkpoint (`best_params`; the
   parameters early stopping on the validation NLL of Eq. 8 selected).
@@ -158,7 +159,8 @@ def load_cyan(workdir: str, *, step: int | None = None) -> CyanModel:
 
 def train_cyan(config: ml_collections.ConfigDict | str,
                workdir: str) -> CyanModel:
-  """Trains (or resumes) a CYAN run and returns its best model (SPEC A4).
+  """Trains (or resumes) a CYAN run and returns its best model (equations.md
+  A4).
 
   Minimises the NLL of Eq. 8 with Adam, early stopping on the validation
   NLL (`cyan_rcbm.cyan.train.train_and_evaluate`: writes `config.json`,

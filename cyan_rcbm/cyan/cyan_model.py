@@ -1,4 +1,4 @@
-"""`CyanModel`: a CYAN-RNN / RMTPP model with its vocabulary (SPEC A4).
+"""`CyanModel`: a CYAN-RNN / RMTPP model with its vocabulary (equations.md A4).
 
 Built by `cyan_rcbm.cyan.api` (`train_cyan`, `load_cyan`, `create_cyan`). A
 `CyanModel` holds the run's config, the model (`graphdef` + best
@@ -49,7 +49,8 @@ _FORECAST_MAX_EVENTS = 256
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-  """The model's law of the event after the last one of a cascade (SPEC A4).
+  """The model's law of the event after the last one of a cascade (equations.md
+  A4).
 
   Attributes:
     cascade_id: the cascade's id ('0', '1', ... for cascades given as pairs).
@@ -166,7 +167,7 @@ class CyanModel:
 
   def evaluate(self, data: types.CascadeDataset | str | Sequence[Any]
                ) -> dict[str, Any]:
-    """Next-event metrics of every event of `data` (SPEC A6).
+    """Next-event metrics of every event of `data` (equations.md A6).
 
     Acc@1/5, MRR, hits@k, map@k of the next user (ranked among users not yet
     active), RMSE of the expected next time (Eq. 2 closed form) and the NLL
@@ -181,7 +182,8 @@ class CyanModel:
                                  self._eval_batcher(self._dataset(data)))
 
   def predict(self, cascades: Any, k: int = 10) -> list[Prediction]:
-    """The next-event law after the last event of each cascade (SPEC A4).
+    """The next-event law after the last event of each cascade (equations.md
+    A4).
 
     Next user: `p(u_{N+1} | H_N) = softmax(g([x_N; T_N; s_N]))` (Eqs. 1-7),
     with users already active given probability 0 when the model masks
@@ -264,7 +266,7 @@ class CyanModel:
     return dataset, parents
 
   def infer_network(self, data: Any) -> np.ndarray:
-    """Influence counts from attention (paper Fig. 6, SPEC A6).
+    """Influence counts from attention (paper Fig. 6, equations.md A6).
 
     For every predicted event k+1 the parent is the user of `argmax_i
     alpha_{k,i}`; `counts[v, u]` is how often v was u's parent over all
@@ -281,7 +283,8 @@ class CyanModel:
     return analysis.infer_network(parents, self.num_users, dataset.edges)[1]
 
   def network_report(self, data: Any) -> dict[str, Any]:
-    """`infer_network` scored against the true graph / parents (SPEC A6).
+    """`infer_network` scored against the true graph / parents (equations.md
+    A6).
 
     Returns precision, recall and F1 at the best-F1 threshold and the PR-AUC
     against `data.edges` (when given), the same against the true
@@ -297,7 +300,8 @@ class CyanModel:
              horizon: float | None = None, seed: int = 0,
              mask_active: bool = True,
              observed_until: float | None = None) -> list[types.Cascade]:
-    """Continuations of a partially observed cascade (SPEC A4, Eqs. 2-8).
+    """Continuations of a partially observed cascade (equations.md A4, Eqs.
+    2-8).
 
     Ancestral sampling from the model: next user from the softmax with
     active users masked (`mask_active`), next gap from the closed-form

@@ -1,4 +1,5 @@
-"""The CYAN-RNN / RMTPP model one event at a time, for the sampler (SPEC A4).
+"""The CYAN-RNN / RMTPP model one event at a time, for the sampler (equations.md
+A4).
 
 The sampler (`cyan_rcbm.cyan.sampling`) extends cascades event by event.
 Rather than re-running the scans over the whole padded sequence for each new
@@ -10,8 +11,8 @@ reads each prefix once (`read_prefix`); each new event then costs `O(R l)`
 work. Tests check the step against the full forward pass. Memory is
 `O(R (l + U))`.
 
-`calendar_from_days` computes the calendar inputs (SPEC A3) of sampled events
-inside the jitted loop.
+`calendar_from_days` computes the calendar inputs (equations.md A3) of sampled
+events inside the jitted loop.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def advance(model, state: dict[str, jax.Array], x_RxX: jax.Array,
 
 
 def heads(model, state: dict[str, jax.Array]) -> NextEvent:
-  """Next-user logits `g([x_k; T_k; s_k])` and `b_k` of Eq. 2 (SPEC A4)."""
+  """Next-user logits `g([x_k; T_k; s_k])` and `b_k` of Eq. 2 (equations.md A4)."""
   if model.variant == 'rmtpp':
     feat = time_feat = state['h']
   else:
@@ -158,7 +159,8 @@ def read_prefix(model, users_RxP, gaps_RxP, mask_RxP, calendar_RxPxF,
 def next_event(model, users_RxP: jax.Array, gaps_RxP: jax.Array,
                mask_RxP: jax.Array, calendar_RxPxF: jax.Array | None = None
                ) -> NextEvent:
-  """`p(u_{N+1} | H_N)` logits and `b_N` after each row's last event (SPEC A4).
+  """`p(u_{N+1} | H_N)` logits and `b_N` after each row's last event
+  (equations.md A4).
 
   The model's encoder and decoder (inputs A3, Eqs. 1, 3-7) run event by
   event over the real events (`mask_RxP`, a prefix of each row); the heads
@@ -196,7 +198,8 @@ def event_inputs(model, user_R, gap_R, calendar_RxF) -> jax.Array:
   return model.inputs(users, gaps, calendar)[:, 1]
 
 
-# -- calendar fields of sampled events (SPEC A3) -------------------------------
+# -- calendar fields of sampled events (equations.md A3)
+# -------------------------------
 
 
 def calendar_from_days(days_R: jax.Array, seconds_R: jax.Array) -> jax.Array:

@@ -1,4 +1,5 @@
-"""Next-event metrics shared by CYAN-RNN, RMTPP and every baseline (SPEC A6).
+"""Next-event metrics shared by CYAN-RNN, RMTPP and every baseline (equations.md
+A6).
 
 One function scores all models identically (INTERFACES E):
 

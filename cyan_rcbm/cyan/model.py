@@ -1,4 +1,5 @@
-"""CYAN-RNN, CYAN-RNN(cov) and RMTPP as one Flax NNX module (SPEC A3, A4).
+"""CYAN-RNN, CYAN-RNN(cov) and RMTPP as one Flax NNX module (equations.md A3,
+A4).
 
 B = batch, N = events (padded), U = users, X = input features, H = encoder
 hidden, D = decoder hidden, A = attention size, C = coverage size,
@@ -191,7 +192,7 @@ class CyanRNN(nnx.Module):
   # -- pieces ---------------------------------------------------------------
 
   def inputs(self, users_BxN, gaps_BxN, calendar_BxNxF=None) -> jax.Array:
-    """`x_BxNxX = [E[u]; log(gap + eps) (0 for k = 1); calendar]` (SPEC A3)."""
+    """`x_BxNxX = [E[u]; log(gap + eps) (0 for k = 1); calendar]` (equations.md A3)."""
     log_gap = jnp.log(gaps_BxN + self.log_gap_eps)
     log_gap = log_gap.at[:, 0].set(0.0)
     parts = [self.user_embed(users_BxN), log_gap[..., None]]

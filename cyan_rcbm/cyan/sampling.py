@@ -1,8 +1,9 @@
 """Continuations of partially observed cascades and Monte Carlo size forecasts.
 
-CYAN-RNN (paper section 2.2, SPEC A4) models a cascade event by event: given
-the history `H_k`, the next user has law `p(u_{k+1} | H_k) = softmax(g([x_k;
-T_k; s_k]))` with users already active in the cascade masked out, and the gap
+CYAN-RNN (paper section 2.2, equations.md A4) models a cascade event by event:
+given the history `H_k`, the next user has law `p(u_{k+1} | H_k) =
+softmax(g([x_k; T_k; s_k]))` with users already active in the cascade masked
+out, and the gap
 `d = t_{k+1} - t_k` has the density of Eq. 2, `log f(d) = b_k + w d -
 (e^{b_k}/w)(e^{w d} - 1)`. The likelihood of a cascade (Eq. 8) is the
 product of these terms, so a continuation is drawn by ancestral sampling:
@@ -216,9 +217,10 @@ def sample_continuations(graphdef, params, prefixes: Sequence[types.Cascade],
                          max_rows: int | str = 'auto') -> Continuations:
   """Draws `num_samples` continuations of every prefix (module docstring).
 
-  Ancestral sampling from the CYAN-RNN / RMTPP law of the next event (SPEC
-  A4: the user softmax and the time density of Eq. 2), jitted and batched
-  over all samples of all prefixes (in chunks of at most `max_rows` rows).
+  Ancestral sampling from the CYAN-RNN / RMTPP law of the next event
+  (equations.md A4: the user softmax and the time density of Eq. 2), jitted and
+  batched over all samples of all prefixes (in chunks of at most `max_rows`
+  rows).
 
   Args:
     graphdef, params: the model (`nnx.split` parts; params a pure dict).

@@ -1,4 +1,4 @@
-"""The RMTPP-form time law of CYAN-RNN (paper Eq. 2, SPEC A4).
+"""The RMTPP-form time law of CYAN-RNN (paper Eq. 2, equations.md A4).
 
 For the gap `d = t - t_k >= 0` after event k the intensity is
 `lambda(d) = exp(w d + b)` with a scalar `w > 0` and a per-event `b`
@@ -82,7 +82,8 @@ def log_integral(gap: jax.Array, b: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def log_density(gap: jax.Array, b: jax.Array, w: jax.Array) -> jax.Array:
-  """`log f(d) = b + w d - (e^b / w)(e^{w d} - 1)` (paper Eq. 2, SPEC A4).
+  """`log f(d) = b + w d - (e^b / w)(e^{w d} - 1)` (paper Eq. 2, equations.md
+  A4).
 
   Args:
     gap: `d >= 0`, time since the current event.
@@ -102,7 +103,8 @@ def log_survival(gap: jax.Array, b: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def expected_gap(b: jax.Array, w: jax.Array) -> jax.Array:
-  """`E[d] = (1/w) e^a E_1(a)`, `a = e^b / w` (SPEC A4), stable for all b, w.
+  """`E[d] = (1/w) e^a E_1(a)`, `a = e^b / w` (equations.md A4), stable for all
+  b, w.
 
   For `a -> inf` (small `w`) this tends to `e^{-b}`, the mean of the
   exponential law; for `a -> 0` (large `w`) to `(-gamma - ln a) / w`.

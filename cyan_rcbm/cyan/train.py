@@ -1,7 +1,8 @@
-"""Training and evaluation of CYAN-RNN / RMTPP: `train_and_evaluate(config, workdir)`.
+"""Training and evaluation of CYAN-RNN / RMTPP: `train_and_evaluate(config,
+workdir)`.
 
-Loss (paper Eq. 8, SPEC A4): `-[log p(u_{k+1} | H_k) + log f(t_{k+1} - t_k)]`
-summed over the next events of a batch and divided by their number. With
+Loss (paper Eq. 8, equations.md A4): `-[log p(u_{k+1} | H_k) + log f(t_{k+1} -
+t_k)]` summed over the next events of a batch and divided by their number. With
 `train.censor_end = T > 0` (off by default: the paper's Eq. 8) every cascade
 is taken as observed until `T` after its first event with no event after its
 last one, `t_N`, and the loss adds `-log S(T - t_N)` (`tpp.log_survival`) per

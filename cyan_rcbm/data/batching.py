@@ -4,14 +4,15 @@ A `Batch` holds `B` cascades padded to one of a few bucket lengths `N`, so
 that a jitted step compiles once per bucket, never inside the loop:
 
 * `users`    int32   [B, N]  dense user ids (0 on padding),
-* `gaps`     float32 [B, N]  `t_k - t_{k-1}` (0 for the first event and padding),
+* `gaps`     float32 [B, N]  `t_k - t_{k-1}` (0 for the first event and
+padding),
 * `times`    float32 [B, N]  `t_k - t_1`, time since the cascade's first event,
 * `mask`     bool    [B, N]  True on real events (a prefix of each row),
 * `index`    int32   [B]     position of the cascade in the data set, -1 for
                              an empty padding row,
 * `calendar` int32   [B, N, 7] or None: year, month, day, weekday, hour,
                              minute, second of each event (UTC), when every
-                             cascade has absolute timestamps (SPEC A3),
+                             cascade has absolute timestamps (equations.md A3),
 * `parents`  int32   [B, N] or None: index of the parent event within the
                              row, -1 for a root, unknown or truncated parent.
 

@@ -1,4 +1,4 @@
-"""Twitter-style dynamics from cascades with a social graph (SPEC B8).
+"""Twitter-style dynamics from cascades with a social graph (equations.md B8).
 
 RCBM's Twitter features (paper, "Dataset Description"): per time bin, the
 numbers of *initiators* (first use, before any friend used it), *first-time*
@@ -188,7 +188,8 @@ def cascade_samples(dataset: CascadeDataset, *, num_bins: int = 60,
                     window: str = 'horizon', horizon: float | None = None,
                     exact_diameter_limit: int = DEFAULT_EXACT_DIAMETER_LIMIT
                     ) -> CascadeSamples:
-  """One B8 sample per cascade (SPEC B8), from a cascade set with a graph.
+  """One B8 sample per cascade (equations.md B8), from a cascade set with a
+  graph.
 
   Binning: each cascade's clock starts at its first event. With
   `window='horizon'` the window is the first `horizon` time units (default:

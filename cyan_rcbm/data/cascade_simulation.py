@@ -1,4 +1,5 @@
-"""Continuous-time independent cascades on a graph (SPEC A2's simulator).
+"""Continuous-time independent cascades on a graph (equations.md A2's
+simulator).
 
 Every edge `u -> v` has its own transmission-delay law: exponential with rate
 `r_uv` (`'exp'`, mean `1 / r_uv`) or Rayleigh with scale `s_uv` (`'ray'`,
@@ -65,7 +66,7 @@ def sample_delays(params: np.ndarray, delay: str, rng: np.random.Generator,
 def first_arrival(delays_BxUxU: np.ndarray, roots_B: np.ndarray,
                   horizon: float
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """Continuous-time independent cascades by batched Dijkstra (SPEC A2).
+  """Continuous-time independent cascades by batched Dijkstra (equations.md A2).
 
   Args:
     delays_BxUxU: `delays[b, u, v]`, the delay of u -> v in cascade b; `inf`

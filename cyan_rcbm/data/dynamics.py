@@ -1,4 +1,4 @@
-"""Dynamics sample sets for RCBM (SPEC B1): validation and .npz files.
+"""Dynamics sample sets for RCBM (equations.md B1): validation and .npz files.
 
 A sample set is `x` [n, D, T]: n samples ("social dynamics") of D features over
 T time steps. On disk it is a plain `.npy` holding `x`, or an `.npz` archive
@@ -40,7 +40,8 @@ def _path_or_none(source: str) -> str | None:
 def validate_dynamics(x: np.ndarray | Dynamics, *, source: str = '',
                       feature_names: Sequence[str] | None = None,
                       ids: Sequence[str] | None = None) -> None:
-  """Checks a dynamics array (SPEC B1) and raises `DataError` if it is unusable.
+  """Checks a dynamics array (equations.md B1) and raises `DataError` if it is
+  unusable.
 
   Args:
     x: [n, D, T] samples, or a `Dynamics` (then its names, ids and source are

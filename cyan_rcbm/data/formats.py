@@ -1,4 +1,4 @@
-"""Line parsers of the four cascade formats (SPEC A1).
+"""Line parsers of the four cascade formats (equations.md A1).
 
 Each parser turns one line of its format into a `RawCascade` (line, id,
 tokens, times, parents, timestamps), before validation, deduplication and

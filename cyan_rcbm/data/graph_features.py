@@ -1,4 +1,5 @@
-"""Social graphs and their connectivity features (SPEC B8: diameter, LCC).
+"""Social graphs and their connectivity features (equations.md B8: diameter,
+LCC).
 
 A `SocialGraph` holds who can influence whom and the undirected ties, as CSR
 lists over dense user ids. `graph_rows` gives, for one sample, the size of

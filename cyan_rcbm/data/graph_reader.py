@@ -1,4 +1,4 @@
-"""Reader for social-graph files: one directed edge per line (SPEC A1).
+"""Reader for social-graph files: one directed edge per line (equations.md A1).
 
 Every cascade format uses the same edge list: `a b` or `a,b` per line (comma
 if the line has one, else whitespace). Edge `(src, dst)`: dst can be

@@ -1,4 +1,4 @@
-"""RCBM's seven Twitter features from the Higgs activity file (SPEC B8).
+"""RCBM's seven Twitter features from the Higgs activity file (equations.md B8).
 
 Input: SNAP's `higgs-activity_time.txt.gz` (De Domenico et al. 2013), one line
 `userA userB unix_time type` per interaction, type RT (retweet), MT (mention)
@@ -10,7 +10,8 @@ or RE (reply); userA acts on userB. The whole file is one topic, so a sample
   the file (5,648 targets with >= 10, 682 with >= 100); or
 * mode='window': everything in one time window of the week.
 
-Per time bin (paper's features; definitions in `cyan_rcbm.data.cascade_dynamics`):
+Per time bin (paper's features; definitions in
+`cyan_rcbm.data.cascade_dynamics`):
 
 1. `initiators`: actors acting for the first time in the sample while none of
    their friends had acted in it before;

@@ -1,10 +1,10 @@
-"""Stochastic Kronecker graphs (Leskovec & Faloutsos 2007; SPEC A2).
+"""Stochastic Kronecker graphs (Leskovec & Faloutsos 2007; equations.md A2).
 
 The edge-probability matrix of `U = 2^k` users is the k-th Kronecker power of
 a 2x2 initiator, `P = P0 (x) P0 (x) ... (x) P0`. Two ways to turn it into a
 directed graph without self loops:
 
-* Bernoulli (SPEC A2, the default of `kronecker_graph`): edge `i -> j`
+* Bernoulli (equations.md A2, the default of `kronecker_graph`): edge `i -> j`
   (`i != j`) is kept independently with probability `P[i, j]`; the expected
   number of edges is `sum_{i != j} P[i, j]` (about 43 for the core-periphery
   initiator and 31 for the random one at `U = 32`).
@@ -72,8 +72,8 @@ def kronecker_graph(initiator_2x2, num_users: int,
     num_users: `U = 2^k`.
     rng: a numpy `Generator` (or an int seed).
     num_edges: None keeps each edge `i -> j` with probability `P[i, j]`
-      (SPEC A2); an int places exactly that many distinct edges, each drawn
-      with probability proportional to `P[i, j]` (SNAP's fast generator).
+      (equations.md A2); an int places exactly that many distinct edges, each
+      drawn with probability proportional to `P[i, j]` (SNAP's fast generator).
 
   Returns:
     bool [U, U] adjacency, `a[i, j]`: edge `i -> j` (j can be influenced by

@@ -1,4 +1,4 @@
-"""Planted dynamics from the CBM generative model (SPEC B3), in numpy.
+"""Planted dynamics from the CBM generative model (equations.md B3), in numpy.
 
 `X_i = sum_k W_k (x) h_ik + noise`, with
 
@@ -14,7 +14,7 @@
 * noise: i.i.d. Gaussian with standard deviation `noise` (absolute, in the
   units of X).
 
-`(x)` is SPEC B2's "valid" per-row convolution
+`(x)` is equations.md B2's "valid" per-row convolution
 `(W (x) h)[d, t] = sum_tau W[d, tau] h[t + Tw - 1 - tau]` (Eq. 2), written
 here in numpy (`convolve`); the JAX version lives in `cyan_rcbm.rcbm.ops`.
 
@@ -44,7 +44,8 @@ LABEL_NAMES = ('normal', 'foreign_filters', 'shuffled_rows')
 
 
 def convolve(w_KxDxTw: np.ndarray, h_NxKxS: np.ndarray) -> np.ndarray:
-  """`sum_k W_k (x) h_k` for every sample (SPEC B2, Eq. 2), "valid" mode.
+  """`sum_k W_k (x) h_k` for every sample (equations.md B2, Eq. 2), "valid"
+  mode.
 
   Args:
     w_KxDxTw: filters.
@@ -125,7 +126,7 @@ def make_planted(num_samples: int, num_features: int = 7, length: int = 60,
                  num_filters: int = 5, filter_length: int = 7,
                  noise: float = 0.05, density: float = 0.02, seed: int = 0
                  ) -> tuple[Dynamics, np.ndarray, np.ndarray]:
-  """Samples from the CBM generative model (SPEC B3; paper Eqs. 1-3).
+  """Samples from the CBM generative model (equations.md B3; paper Eqs. 1-3).
 
   Args:
     num_samples: n.
@@ -231,7 +232,7 @@ def make_planted_anomalies(num_normal: int, num_foreign: int,
                            filter_length: int = 7, noise: float = 0.05,
                            density: float = 0.02, seed: int = 0,
                            max_cosine: float = 0.5) -> PlantedAnomalies:
-  """Normal samples plus two kinds of planted anomalies (SPEC B7).
+  """Normal samples plus two kinds of planted anomalies (equations.md B7).
 
   * normal: fresh samples from the filters of `make_planted(seed=seed)`.
   * foreign filters: samples of the same generative model but from K other

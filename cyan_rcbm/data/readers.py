@@ -1,4 +1,5 @@
-"""Readers for cascade files in four formats, with a social graph (SPEC A1).
+"""Readers for cascade files in four formats, with a social graph (equations.md
+A1).
 
 Formats (one cascade per line; see docs/data.md for examples):
 
@@ -161,7 +162,7 @@ def read_cascades(path: str, format: str, *,  # pylint: disable=redefined-builti
                   graph_path: str | None = None,
                   options: ReadOptions = ReadOptions(),
                   ) -> tuple[CascadeDataset, ReadReport]:
-  """Reads, validates and maps one cascade file (SPEC A1).
+  """Reads, validates and maps one cascade file (equations.md A1).
 
   Args:
     path: the cascade file.

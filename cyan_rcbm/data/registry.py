@@ -217,7 +217,7 @@ def _read_files(files: Mapping[str, str], fmt: str, graph: str | None,
 
 def _synthetic_dataset(s: Mapping[str, Any], builtin: Builtin
                        ) -> CascadeDataset:
-  """Generates (or loads from the cache) a synthetic set (SPEC A2)."""
+  """Generates (or loads from the cache) a synthetic set (equations.md A2)."""
   from cyan_rcbm.data import synthetic  # pylint: disable=g-import-not-at-top
   network, delay = builtin.synthetic
   if network in weibo_scale_sizes():
@@ -341,7 +341,7 @@ def load_splits(data_config: ml_collections.ConfigDict) -> splits_lib.Splits:
   if builtin is not None and builtin.synthetic:
     if s['split'] == 'given':
       raise ConfigError(f'data.split=\'given\': {s["name"]} has no given '
-                        'split; use \'random\' (SPEC A2) or \'chronological\'.')
+                        'split; use \'random\' (equations.md A2) or \'chronological\'.')
     full = _filter_short(_synthetic_dataset(s, builtin), s['min_length'])
     parts, edges = {'all': full}, full.edges
   else:

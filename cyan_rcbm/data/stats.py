@@ -41,7 +41,8 @@ def dataset_stats(dataset: CascadeDataset) -> dict[str, Any]:
 
 
 def distribution_stats(dataset: CascadeDataset) -> dict[str, Any]:
-  """Length and duration distributions, to compare synthetic sets (SPEC A2).
+  """Length and duration distributions, to compare synthetic sets (equations.md
+  A2).
 
   Built on `dataset_stats` (counts, extreme lengths, `users_seen` =
   `active_users`), plus the share of length-2 cascades, the length

@@ -1,4 +1,5 @@
-"""Synthetic cascades on Kronecker graphs (CYAN-RNN paper section 4.2; SPEC A2).
+"""Synthetic cascades on Kronecker graphs (CYAN-RNN paper section 4.2;
+equations.md A2).
 
 Network: a stochastic Kronecker graph (`cyan_rcbm.data.kronecker`) with the
 core-periphery (`'cp'`) or random (`'random'`) initiator. Every edge `u -> v`
@@ -21,13 +22,13 @@ Defaults reproduce the statistics of the authors' shipped sets
   draws would put half of them below 0.32 and make cascades ~20x slower).
 * `edges_per_user=3.0`: SNAP's fixed-edge-count Kronecker generator with
   96 edges at U = 32. The authors' random-network set has 95 distinct
-  root -> first-child pairs (a lower bound on its edges), which SPEC A2's
-  Bernoulli model (31 expected edges) cannot produce. `edges_per_user=0`
+  root -> first-child pairs (a lower bound on its edges), which equations.md
+  A2's Bernoulli model (31 expected edges) cannot produce. `edges_per_user=0`
   gives the Bernoulli model.
 * `transmit_prob=0.5`: in the authors' sets the roots with one out-edge start
   half as many cascades as the others, as a per-edge coin with probability
   0.5 followed by redrawing cascades of length 1 gives (SNAP NetInf's
-  generator). `transmit_prob=1.0` gives SPEC A2's coin-free cascades.
+  generator). `transmit_prob=1.0` gives equations.md A2's coin-free cascades.
 * `min_length=2`: the authors' files have no cascade of length 1.
 
 Everything is drawn from `np.random.default_rng([seed, stream])` with one
@@ -175,9 +176,9 @@ def make_synthetic(network: str = 'cp', delay: str = 'exp',
       from [0.01, 10].
     edges_per_user: the graph has `round(edges_per_user * U)` edges placed
       by SNAP's fast Kronecker generator; 0 keeps each edge with its
-      Kronecker probability (SPEC A2's Bernoulli model).
+      Kronecker probability (equations.md A2's Bernoulli model).
     transmit_prob: each edge transmits in a cascade with this probability
-      (1.0: always, as SPEC A2 states).
+      (1.0: always, as equations.md A2 states).
     min_length: shorter cascades are discarded and redrawn (1: keep all).
 
   Returns:

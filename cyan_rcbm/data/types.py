@@ -1,11 +1,11 @@
 """Data types shared by every reader, generator and model.
 
-Cascades (SPEC A1): a cascade is `[(t_1, u_1), ..., (t_N, u_N)]` with times
-non-decreasing and users dense integer ids in `[0, U)`. A data set is a list
-of cascades, the user vocabulary (dense id -> original token), and optionally
-a directed social graph (edge `v -> u`: u can be influenced by v).
+Cascades (equations.md A1): a cascade is `[(t_1, u_1), ..., (t_N, u_N)]` with
+times non-decreasing and users dense integer ids in `[0, U)`. A data set is a
+list of cascades, the user vocabulary (dense id -> original token), and
+optionally a directed social graph (edge `v -> u`: u can be influenced by v).
 
-Dynamics (SPEC B1): `n` samples of `D` features over `T` time steps, the
+Dynamics (equations.md B1): `n` samples of `D` features over `T` time steps, the
 input of RCBM.
 """
 
@@ -73,7 +73,7 @@ class CascadeDataset:
 
 @dataclasses.dataclass(frozen=True)
 class Dynamics:
-  """Multi-dimensional social dynamics, the input of RCBM (SPEC B1).
+  """Multi-dimensional social dynamics, the input of RCBM (equations.md B1).
 
   Attributes:
     x: float32 (or float64) [n, D, T] samples.

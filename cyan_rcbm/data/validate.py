@@ -1,4 +1,5 @@
-"""Validation of cascades (SPEC A1), shared by readers, writers and generators.
+"""Validation of cascades (equations.md A1), shared by readers, writers and
+generators.
 
 `cascade_problem` returns what is wrong with one cascade's arrays (or None);
 readers turn it into a `DataError` naming the file, line and cascade.
@@ -20,8 +21,8 @@ def cascade_problem(users: np.ndarray | None, times: np.ndarray,
                     num_users: int | None = None) -> str | None:
   """Returns a sentence describing the first problem of a cascade, or None.
 
-  Checks (SPEC A1): equal lengths, finite and non-negative times sorted in
-  non-decreasing order, user ids in `[0, num_users)` (when `users` and
+  Checks (equations.md A1): equal lengths, finite and non-negative times sorted
+  in non-decreasing order, user ids in `[0, num_users)` (when `users` and
   `num_users` are given), parents `-1 <= p_k < k` (a parent is an earlier
   event), finite timestamps. Event numbers in messages are 1-based.
   """

@@ -3,7 +3,8 @@
 The paper's Twitter-keyword and Yelp sets are not available; we use the
 Higgs-Twitter dynamics (`cyan_rcbm.data.higgs`, the paper's seven Twitter
 features per target user, 10-minute bins) and planted synthetic data from
-the model itself (`cyan_rcbm.data.planted`, SPEC B3), with known filters.
+the model itself (`cyan_rcbm.data.planted`, equations.md B3), with known
+filters.
 
 Experiments (one key each in results.json):
 * `runtime` (Figs. 5-8): runtime and held-out likelihood against the number

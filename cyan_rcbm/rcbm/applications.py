@@ -1,5 +1,5 @@
-"""Applications of RCBM: anomaly detection and forecasting (SPEC B7; paper
-"Applications of RCBM", Tables 2-3 and 5-6).
+"""Applications of RCBM: anomaly detection and forecasting (equations.md B7;
+paper "Applications of RCBM", Tables 2-3 and 5-6).
 
 Anomaly detection. A sample's anomaly score is `-log P(X)` (Eq. 12, from
 `cyan_rcbm.rcbm.likelihood.anomaly_scores`); `lowest_probability` lists the

@@ -1,4 +1,5 @@
-"""CBM learning: Algorithms 1 and 2 of the paper (SPEC B3, B4; Eqs. 6-9).
+"""CBM learning: Algorithms 1 and 2 of the paper (equations.md B3, B4; Eqs.
+6-9).
 
 `fit_cbm` learns one CBM from n samples: random initialisations (restarts),
 outer iterations (`cbm_step.outer_step`: h-step, W-step, MLE of sigma and

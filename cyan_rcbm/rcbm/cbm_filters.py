@@ -1,4 +1,4 @@
-"""Task 2 of Algorithm 1: the filter update of CBM (SPEC B4; Eqs. 7, 9).
+"""Task 2 of Algorithm 1: the filter update of CBM (equations.md B4; Eqs. 7, 9).
 
 `f1(W) = 1/2 sum_i ||X_i - W (x) h_i||^2` is a quadratic in W. Unfolding the
 activation windows of sample i, `U_i[t, (j, k)] = h_ik[t + j]`, and writing

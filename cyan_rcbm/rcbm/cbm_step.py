@@ -1,4 +1,5 @@
-"""One outer iteration of CBM learning: Algorithm 1, Tasks 1-3 (SPEC B3, B4).
+"""One outer iteration of CBM learning: Algorithm 1, Tasks 1-3 (equations.md B3,
+B4).
 
 `outer_step` is one jitted function over all samples:
 
@@ -12,8 +13,8 @@
    (e_i: per-sample error `||X_i - Xhat_i||_F`; a_i: per-sample activation
    `sum_k ||h_ik||_1`).
 
-Step sizes of the joint (all-K) updates (SPEC B4). Eq. 9 bounds the Lipschitz
-constant of one block (filter k): `t_hk = alpha/||W_k||_1^2`,
+Step sizes of the joint (all-K) updates (equations.md B4). Eq. 9 bounds the
+Lipschitz constant of one block (filter k): `t_hk = alpha/||W_k||_1^2`,
 `t_Wk = alpha / sum_i ||h_ik||_1^2`. Updating all K blocks at once needs the
 Lipschitz constant L of the joint gradient; with it, `t = alpha / L`,
 `alpha in (0, 1]` (what the accelerated method needs; Eq. 9's `(0, 2)` is the
@@ -344,7 +345,7 @@ def outer_step(state: CBMState, x_CxBxTxD: Array, *, num_samples: int,
 
 def neg_log_joint(sq_err: Array, l1: Array, sigma: Array, beta: Array,
                   num_samples: int) -> Array:
-  """`-sum_i log P(X_i, h_i)` of Eq. 3 (SPEC B3 per-sample densities).
+  """`-sum_i log P(X_i, h_i)` of Eq. 3 (equations.md B3 per-sample densities).
 
   `sq_err`, `l1` may hold padding entries equal to 0; `num_samples` is the
   true n.

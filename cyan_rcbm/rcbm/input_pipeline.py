@@ -5,7 +5,7 @@ config names (a user's .npz or .npy, memory-mapped so that `max_samples`
 reads only its subset; planted samples, the Higgs-Twitter dynamics, or
 the B8 dynamics of a shipped cascade set); `split_indices` draws the seeded
 train/test split and `data_scale` the per-feature divisors applied before
-level 1 (SPEC B7, B8).
+level 1 (equations.md B7, B8).
 """
 
 from __future__ import annotations

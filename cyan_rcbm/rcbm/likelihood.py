@@ -1,4 +1,4 @@
-"""Log-probabilities of CBM and RCBM (SPEC B3, B6; paper Eqs. 3, 12).
+"""Log-probabilities of CBM and RCBM (equations.md B3, B6; paper Eqs. 3, 12).
 
 Per-sample densities, as the paper states them (its Figs. 3-4 fit the
 per-sample error `e = ||X - Xhat||_F` with a half-normal of scale sigma and
@@ -17,7 +17,7 @@ Two readings of Eq. 1's noise, `X = sum_k W_k (x) h_k + E`, score any model
 with a reconstruction `Xhat` of each sample (RCBM, SC, cAE, SSM's smoothed
 mean) in one family, so that models compare like with like:
 
-* per sample (SPEC B3, the paper's Figs. 3-4): `e = ||X - Xhat||_F ~
+* per sample (equations.md B3, the paper's Figs. 3-4): `e = ||X - Xhat||_F ~
   HalfNormal(sigma)`, `log p = log(sqrt(2/pi) / sigma) - e^2 / (2 sigma^2)`
   (`log_p_x_given_h`), one density per sample;
 * per entry (the Gaussian reading): `E[d, t] ~ N(0, s^2)` independently,
@@ -134,7 +134,7 @@ def anomaly_scores(model: rcbm_lib.RCBM, x_NxDxT: np.ndarray,
 def level_bic(sq_err: np.ndarray, l1: np.ndarray, sigma: float, beta: float,
               num_filters: int, num_features: int, filter_length: int
               ) -> float:
-  """BIC of one CBM level: `2 sum_i log P(X_i, h_i) - p log n` (SPEC B5)."""
+  """BIC of one CBM level: `2 sum_i log P(X_i, h_i) - p log n` (equations.md B5)."""
   log_l = float(np.sum(cbm_log_joint(sq_err, l1, sigma, beta)))
   p = select_k.num_params(num_filters, num_features, filter_length)
   return select_k.bic(log_l, p, len(np.asarray(sq_err)))

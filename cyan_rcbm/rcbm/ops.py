@@ -1,4 +1,5 @@
-"""The scale-and-copy operator and its deconvolution (SPEC B2; paper Eqs. 2, 8).
+"""The scale-and-copy operator and its deconvolution (equations.md B2; paper
+Eqs. 2, 8).
 
 Filters `W_k in R^{D x Tw}`, activations `h_k in R^S` with `S = T + Tw - 1`:
 

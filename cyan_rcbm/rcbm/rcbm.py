@@ -1,4 +1,5 @@
-"""RCBM: CBMs stacked with max-pooling, trained level by level (SPEC B6).
+"""RCBM: CBMs stacked with max-pooling, trained level by level (equations.md
+B6).
 
 Level 1 models the data `X_1 = X` [n, D, T]. Level l + 1 models
 `X_{l+1}[k, t] = max_{s < c} h_{l,k}[c t + s]`, the activations of level l
@@ -123,7 +124,7 @@ class LevelActivations(NamedTuple):
 
 
 def max_pool(h_NxKxS: np.ndarray | jax.Array, factor: int) -> np.ndarray:
-  """`X[k, t] = max_{s < c} h[k, c t + s]`, length `ceil(S / c)` (SPEC B6)."""
+  """`X[k, t] = max_{s < c} h[k, c t + s]`, length `ceil(S / c)` (equations.md B6)."""
   h = np.asarray(h_NxKxS)
   if factor < 1:
     raise ValueError(f'pooling factor must be >= 1, got {factor}')
@@ -279,7 +280,7 @@ def fit_rcbm(x_NxDxT: np.ndarray, specs: Sequence[LevelSpec], *,
                                      Any] | None = None,
              config: dict[str, Any] | None = None
              ) -> tuple[RCBM, list[cbm.FitResult | None]]:
-  """Trains an RCBM level by level (SPEC B6).
+  """Trains an RCBM level by level (equations.md B6).
 
   Args:
     x_NxDxT: training samples (validated), already divided by `scale`.

@@ -1,4 +1,5 @@
-"""Choosing the number of filters K (SPEC B5; paper Eqs. 10, 11, and BIC).
+"""Choosing the number of filters K (equations.md B5; paper Eqs. 10, 11, and
+BIC).
 
 The paper's method: train once with a large K, sort the filters by
 activation strength `sum_i ||h_ik||_1` (Eq. 10), and read the knee of the

@@ -1,4 +1,5 @@
-"""Training and evaluation of an RCBM run: `train_and_evaluate(config, workdir)`.
+"""Training and evaluation of an RCBM run: `train_and_evaluate(config,
+workdir)`.
 
 Writes to `workdir`:
 * `config.json`, `metrics.jsonl` (one line per outer iteration: level,
@@ -390,7 +391,8 @@ def _done(t0: float, what: str = '') -> None:
 
 
 def level_bic_curve(x_level, level, config, fit_kwargs, number: int = 1):
-  """BIC of the level's CBM for each K of `eval.bic_num_filters` (SPEC B5).
+  """BIC of the level's CBM for each K of `eval.bic_num_filters` (equations.md
+  B5).
 
   Each K trains a CBM on this level's input (the main model's lower levels
   fixed), with the main run's settings and `eval.bic_max_iters`; progress

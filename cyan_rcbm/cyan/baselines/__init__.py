@@ -1,4 +1,4 @@
-"""Baselines of the CYAN-RNN paper (§4.1; SPEC A5).
+"""Baselines of the CYAN-RNN paper (§4.1; equations.md A5).
 
 Every fitted baseline has the neural models' predict interface
 (`cyan_rcbm.cyan.evaluate`):
@@ -7,11 +7,11 @@ Every fitted baseline has the neural models' predict interface
                        nll_BxN | None[, extras])
 
 so `evaluate.evaluate(baseline, data)` scores it exactly like CYAN-RNN.
-The user models (`popularity`, `mc1`, `ct_bern`, `ct_jac`) give scores and no times; the
-time models (`poisson`, `hawkes`) give expected gaps and no scores. None
-models both, so `nll_per_event` (joint) is None; the user or time part is in
-the extras (`user_nll_per_event` for popularity and MC-1, `time_nll_per_event` for Poisson
-and Hawkes).
+The user models (`popularity`, `mc1`, `ct_bern`, `ct_jac`) give scores and no
+times; the time models (`poisson`, `hawkes`) give expected gaps and no scores.
+None models both, so `nll_per_event` (joint) is None; the user or time part is
+in the extras (`user_nll_per_event` for popularity and MC-1,
+`time_nll_per_event` for Poisson and Hawkes).
 
     splits = registry.load_splits(config.data)
     model = baselines.fit_baseline('hawkes', splits)

@@ -1,4 +1,5 @@
-"""CT-Bernoulli and CT-Jaccard (Goyal et al., WSDM 2010; paper §4.1; SPEC A5).
+"""CT-Bernoulli and CT-Jaccard (Goyal et al., WSDM 2010; paper §4.1;
+equations.md A5).
 
 Continuous-time propagation models over the social graph `G` (edge `v -> u`:
 u can be influenced by v). From the training cascades:
@@ -50,7 +51,7 @@ _LOG1P_FLOOR = -1.0 + 1e-7
 
 @dataclasses.dataclass(frozen=True)
 class PropagationCounts:
-  """SPEC A5 counts over a set of cascades, per edge `src -> dst` of `G`."""
+  """equations.md A5 counts over a set of cascades, per edge `src -> dst` of `G`."""
   joined: np.ndarray      # int64 [U]: A_v
   src: np.ndarray         # int32 [E]
   dst: np.ndarray         # int32 [E]

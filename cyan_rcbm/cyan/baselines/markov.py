@@ -1,4 +1,4 @@
-"""MC-1: first-order Markov chain over users (paper §4.1; SPEC A5).
+"""MC-1: first-order Markov chain over users (paper §4.1; equations.md A5).
 
 `p(u_{k+1} = u | u_k = v) = (C[v, u] + beta) / (n_v + beta U)`, with
 `C[v, u]` the number of training transitions `v -> u` between consecutive

@@ -1,4 +1,5 @@
-"""Poisson and Hawkes processes for the next activation time (paper §4.1; SPEC A5).
+"""Poisson and Hawkes processes for the next activation time (paper §4.1;
+equations.md A5).
 
 Both model only the time of the next event given the history of its cascade
 (they do not rank users). A cascade's first event is taken as given; the

@@ -18,8 +18,8 @@ from cyan_rcbm.rcbm import select_k
 
 
 def _bic_curve(settings, x_scaled, ks):
-  """BIC over K (SPEC B5), one CBM per K; also, as a sensitivity check, BIC
-  with a per-entry Gaussian likelihood of the residual (Eq. 1 read entry by
+  """BIC over K (equations.md B5), one CBM per K; also, as a sensitivity check,
+  BIC with a per-entry Gaussian likelihood of the residual (Eq. 1 read entry by
   entry: `sum_i log N(X_i; Xhat_i, s^2 I)`, s^2 the per-entry MLE) with the
   same p."""
   n, d, t = x_scaled.shape

@@ -61,7 +61,7 @@ def _markdown(plan: Plan, results, summary) -> str:
       'Yelp sets are not available: "higgs" is the Higgs-Twitter activity '
       'file as dynamics (the seven Twitter features per target user, '
       '10-minute bins, peak at bin 10; `cyan_rcbm.data.higgs`) and '
-      '"planted" is data drawn from the model itself (SPEC B3) with '
+      '"planted" is data drawn from the model itself (equations.md B3) with '
       f'{dict(s.planted)}.', '']
   carried = results.get('carried')
   if carried:
@@ -133,7 +133,7 @@ def _kselect_md(plan, kselect):
            f'{max(s.kselect_ks)} model), '
            f'at most {s.kselect_max_iters} outer iterations each, under the '
            'two readings of Eq. 1 the runtime study uses: per sample '
-           '(SPEC B3: half-normal error norm, exponential activation, one '
+           '(equations.md B3: half-normal error norm, exponential activation, one '
            'density per sample) and per entry (Gaussian residual of each of '
            'the D T entries, same p).', '']
   for name, e in kselect.items():

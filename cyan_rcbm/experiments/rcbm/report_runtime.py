@@ -18,7 +18,7 @@ _SCORES = [
     '* **per entry** (Gaussian reading): `E[d, t] ~ N(0, s^2)` independently, '
     '`s^2 = sigma^2 / (D T)`; the column is `-mean log p` in nats per entry '
     'of X, the kind of density SSM\'s exact marginal is;',
-    '* **per sample** (SPEC B3, the paper\'s Figs. 3-4): `e_i ~ '
+    '* **per sample** (equations.md B3, the paper\'s Figs. 3-4): `e_i ~ '
     'HalfNormal(sigma)`; nats per sample.',
     '',
     'Per entry and per sample differ by the constant `log(D T / 4) / 2` '

@@ -75,7 +75,7 @@ def higgs_targets(plan: Plan, min_events: int) -> Samples:
 
 
 def planted(settings: Settings, n: int, seed: int) -> Samples:
-  """`n` samples drawn from the model itself (SPEC B3), unscaled."""
+  """`n` samples drawn from the model itself (equations.md B3), unscaled."""
   dyn, _, _ = planted_lib.make_planted(n, seed=seed,
                                        **settings.planted_kwargs())
   x = dyn.x.astype(np.float64)

@@ -1,4 +1,5 @@
-"""Baselines of the RCBM paper's evaluation (SPEC B7; "Experimental Results").
+"""Baselines of the RCBM paper's evaluation (equations.md B7; "Experimental
+Results").
 
 * `cae`: convolutional autoencoder with conventional 2-D convolutions over the
   D x T "image", K^2 maps at level 2 (the paper's cAE, ref. [10]).

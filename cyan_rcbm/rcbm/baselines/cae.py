@@ -1,4 +1,5 @@
-"""Convolutional autoencoder (cAE) with conventional 2-D convolutions (SPEC B7).
+"""Convolutional autoencoder (cAE) with conventional 2-D convolutions
+(equations.md B7).
 
 The paper's deep-learning baseline (ref. [10], Kavukcuoglu et al. 2010):
 a sample `X in R^{D x T}` is a one-channel D x T "image" and every level
@@ -9,7 +10,7 @@ is a convolutional autoencoder with a sparsity penalty on its codes,
 
 where Enc and Dec are conventional 2-D convolutions ('SAME' padding) with
 kernels spanning all D rows by Tw steps, so each output row mixes every
-input row (SPEC B2: `O(D^2 Tw T)` per map, against RCBM's `O(D Tw T)`).
+input row (equations.md B2: `O(D^2 Tw T)` per map, against RCBM's `O(D Tw T)`).
 Each decoder map (the D x Tw "filter" a code map writes with) is projected
 to unit Frobenius norm after every step, as RCBM's `||W_k||_F <= 1`, so the
 penalty cannot be dodged by shrinking codes and growing filters.
@@ -20,8 +21,8 @@ and "the number of activation vectors becomes K^2 from the second level"
 (paper, "RCBM features"): each of the K level-1 maps gets its own K filters
 (a grouped convolution, K -> K^2 maps), the connection table of ref. [10].
 
-Likelihood, stated to mirror RCBM's Eq. 12 (SPEC B3, B6): per level l the
-per-sample reconstruction error `e_l = ||X_l - Dec_l(z_l)||_F` has a
+Likelihood, stated to mirror RCBM's Eq. 12 (equations.md B3, B6): per level l
+the per-sample reconstruction error `e_l = ||X_l - Dec_l(z_l)||_F` has a
 half-normal density with scale `sigma_l` and the top level's code mass
 `a_L = ||z_L||_1` an exponential density with mean `beta_L` (MLE on the
 training data, codes by the encoder, no inference),

@@ -1,4 +1,5 @@
-"""Sparse coding (SC): global, non-convolutional atoms (SPEC B7; ref. [21]).
+"""Sparse coding (SC): global, non-convolutional atoms (equations.md B7; ref.
+[21]).
 
 The paper's non-deep latent-factor baseline ("Sparse Coding [21] can be used
 to discover global signatures for pre-aligned time series"). A sample
@@ -18,7 +19,8 @@ rise (so the objective never increases); Task 3 is the closed-form MLE of
 sigma and beta.
 
 Likelihood (what the perplexity comparison uses): the sample-level densities
-of SPEC B3 with h inferred by the h-step from h = 0 on the learned atoms,
+of equations.md B3 with h inferred by the h-step from h = 0 on the learned
+atoms,
 `log P(X) = log HalfNormal(e; sigma) + log Exp(a; beta)`,
 `e = ||x - h A||_2`, `a = ||h||_1` — the same as a one-level RCBM
 (`cyan_rcbm.rcbm.likelihood.cbm_log_joint`).

@@ -1,4 +1,5 @@
-"""Linear-Gaussian state-space model (SSM) fitted by EM (SPEC B7; ref. [20]).
+"""Linear-Gaussian state-space model (SSM) fitted by EM (equations.md B7; ref.
+[20]).
 
 The paper's second non-deep latent-factor baseline ("the State Space Model
 [20] builds a linear dynamical system assuming time-invariance and
@@ -26,7 +27,7 @@ the parameters.
 * Log-likelihood: exact, `log p(X) = sum_t log N(y_t; C z_{t|t-1}, S_t)`
   from the filter's innovations (tested against the dense joint Gaussian of
   y_1..y_T). It is a density over all `D T` entries of X, unlike RCBM's
-  sample-level density of two summary statistics (SPEC B3): see
+  sample-level density of two summary statistics (equations.md B3): see
   `docs/rcbm_results/results.md` on what the perplexities compare.
 
 Parameters: `k^2 (A) + D k (C) + k (k+1)/2 (Q) + D (r) + k (mu0) +
