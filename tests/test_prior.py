@@ -90,7 +90,7 @@ def test_log_prior_equals_dense_reference(leave_one_out, reach):
 def _prior_model(variant, data):
   config = cyan_configs.get_config('tiny')
   config.model.update(variant=variant, transition_prior=True, prior_top_m=3,
-                      prior_window=4, popularity_bias=True)
+                      prior_window=4, prior_reach=3, popularity_bias=True)
   graphdef, params = model_lib.init_params(config.model, U, calendar=False)
   return config, graphdef, prior.install(params, config.model, data, U)
 
@@ -141,7 +141,7 @@ def test_sampled_softmax_over_every_user_is_the_exact_softmax(variant):
   rng = np.random.default_rng(3)
   data = _dataset([rng.permutation(U)[:5] for _ in range(20)])
   _, graphdef, params = _prior_model(variant, data)
-  params = dict(params, prior_weights=jnp.asarray([0.7, 0.5, 0.3]))
+  params = dict(params, prior_weights=jnp.asarray([0.7, 0.5, 0.3, 0.2]))
   users = np.stack([rng.permutation(U)[:6] for _ in range(3)]).astype(np.int32)
   gaps = rng.exponential(1.0, (3, 6)).astype(np.float32)
   mask = np.arange(6)[None] < np.array([6, 2, 4])[:, None]

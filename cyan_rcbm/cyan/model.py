@@ -177,10 +177,12 @@ class CyanRNN(nnx.Module):
     if transition_prior:  # fixed statistics, filled by prior.install
       table = lambda: nnx.Param(jnp.zeros((num_users, prior_top_m)))
       self.prior_users, self.prior_counts = table(), table()
+      self.prior_near_users, self.prior_near_counts = table(), table()
       self.prior_graph_users, self.prior_graph_counts = table(), table()
       self.prior_log_share = nnx.Param(jnp.zeros((num_users,)))
-      # learned weights of the three features: transitions, graph, popularity
-      self.prior_weights = nnx.Param(jnp.asarray([1.0, 1.0, 0.0]))
+      # learned weights of the four features: direct successors, successors
+      # within prior_reach events, graph, popularity
+      self.prior_weights = nnx.Param(jnp.asarray([1.0, 1.0, 1.0, 0.0]))
     # Time head (Eq. 2): b_k = w_T.T_k + w_h.h_k + w_x.x_k + b.
     time_in = (d + h + x_dim) if attend else h
     self.time_w_in = nnx.Param(jnp.zeros((time_in,)))
@@ -354,42 +356,44 @@ class CyanRNN(nnx.Module):
             alpha_NxBxL)
 
   def _prior_tables(self):
-    """The fixed (users, counts) tables of the transition and graph features."""
+    """The fixed `(users, counts, reach)` tables of the count features."""
     fixed = jax.lax.stop_gradient
-    return ((fixed(self.prior_users[...]), fixed(self.prior_counts[...])),
+    return ((fixed(self.prior_users[...]), fixed(self.prior_counts[...]), 1),
+            (fixed(self.prior_near_users[...]),
+             fixed(self.prior_near_counts[...]), self.prior_reach),
             (fixed(self.prior_graph_users[...]),
-             fixed(self.prior_graph_counts[...])))
+             fixed(self.prior_graph_counts[...]), 0))
 
   def user_prior(self, recent_XxW: jax.Array, valid_XxW: jax.Array,
                  leave_out_X: jax.Array | None = None) -> jax.Array:
     """The transition prior's logits [..., U] (`cyan_rcbm.cyan.prior`).
 
-    `w_t log(1 + A) + w_g log(1 + G) + w_p log q`: decayed training
-    successor counts, graph out-neighbours of the recent users, popularity.
+    `w_1 log(1 + A_1) + w_r log(1 + A_r) + w_g log(1 + G) + w_p log q`:
+    decayed training counts of direct successors and of successors within
+    `prior_reach` events, graph out-neighbours of the recent users (reach 0:
+    nothing to leave out), popularity.
     """
-    (su, sc), (gu, gc) = self._prior_tables()
     w = self.prior_weights[...]
-    trans = prior_lib.log_prior(su, sc, recent_XxW, valid_XxW,
-                                self.prior_decay, self.num_users, leave_out_X,
-                                self.prior_reach)
-    graph = prior_lib.log_prior(gu, gc, recent_XxW, valid_XxW,
-                                self.prior_decay, self.num_users)
-    share = jax.lax.stop_gradient(self.prior_log_share[...])
-    return w[0] * trans + w[1] * graph + w[2] * share
+    out = w[3] * jax.lax.stop_gradient(self.prior_log_share[...])
+    for weight, (users, counts, reach) in zip(w, self._prior_tables()):
+      out = out + weight * prior_lib.log_prior(
+          users, counts, recent_XxW, valid_XxW, self.prior_decay,
+          self.num_users, leave_out_X if reach else None, max(reach, 1))
+    return out
 
   def user_prior_at(self, recent_XxW, valid_XxW, targets_X, candidates_K,
                     leave_one_out: bool):
     """`user_prior` at each row's target [X] and at shared candidates [X, K]."""
-    (su, sc), (gu, gc) = self._prior_tables()
     w = self.prior_weights[...]
-    args = (recent_XxW, valid_XxW, self.prior_decay, self.num_users,
-            targets_X, candidates_K)
-    trans_t, trans_k = prior_lib.log_prior_at(su, sc, *args, leave_one_out,
-                                              self.prior_reach)
-    graph_t, graph_k = prior_lib.log_prior_at(gu, gc, *args, False)
     share = jax.lax.stop_gradient(self.prior_log_share[...])
-    return (w[0] * trans_t + w[1] * graph_t + w[2] * share[targets_X],
-            w[0] * trans_k + w[1] * graph_k + w[2] * share[candidates_K])
+    at_t, at_k = w[3] * share[targets_X], w[3] * share[candidates_K]
+    for weight, (users, counts, reach) in zip(w, self._prior_tables()):
+      t, k = prior_lib.log_prior_at(
+          users, counts, recent_XxW, valid_XxW, self.prior_decay,
+          self.num_users, targets_X, candidates_K,
+          leave_one_out and reach > 0, max(reach, 1))
+      at_t, at_k = at_t + weight * t, at_k + weight * k
+    return at_t, at_k
 
   # -- forward --------------------------------------------------------------
 

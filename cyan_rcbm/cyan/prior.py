@@ -24,8 +24,10 @@ The counts are fixed statistics stored with the parameters (`prior_users`,
 checkpoints and saved models carry them; the model reads them through
 `stop_gradient`, so their Adam updates are exactly 0.
 
-Two more features of the same form, each with its own learned weight: the
-graph (when the data has one): `log(1 + G_k[u])`, `G_k` the decayed count
+Three more features of the same form, each with its own learned weight:
+the counts of users within `model.prior_reach` events after `v` (not only
+directly after), weight initial 1, with leave-one-out over every pair the
+predicted event put into them; the graph (when the data has one): `log(1 + G_k[u])`, `G_k` the decayed count
 of recent events whose user has an edge to `u` (the first `prior_top_m`
 out-neighbours of each user, most active first), weight initial 1; and
 popularity: the log share `log q(u)` of training activations, weight
@@ -219,10 +221,11 @@ def install(params: dict, model_config, train: types.CascadeDataset,
   params = dict(params)
   if model_config.get('transition_prior', False):
     top_m = model_config.prior_top_m
-    users, counts = successor_table(train, num_users, top_m,
-                                    model_config.get('prior_reach', 1))
-    params['prior_users'] = jnp.asarray(users, jnp.float32)
-    params['prior_counts'] = jnp.asarray(counts)
+    for name, reach in (('prior', 1),
+                        ('prior_near', model_config.get('prior_reach', 1))):
+      users, counts = successor_table(train, num_users, top_m, reach)
+      params[f'{name}_users'] = jnp.asarray(users, jnp.float32)
+      params[f'{name}_counts'] = jnp.asarray(counts)
     share = popularity_log_share(train, num_users)
     params['prior_log_share'] = jnp.asarray(share)
     if train.edges is not None and len(train.edges):
