@@ -44,7 +44,7 @@ def test_rows_keys_and_nulls(tiny_run):
     applicable = graph or model not in ('ct_bern', 'ct_jac')
     assert row['seed'] == 0
     assert row['num_events'] > 0 if applicable else row['num_events'] == 0
-    ranks_users = model in ('mc1', 'rmtpp', 'cyan', 'cyan_cov') or (
+    ranks_users = model in ('popularity', 'mc1', 'rmtpp', 'cyan', 'cyan_cov') or (
         model in ('ct_bern', 'ct_jac') and graph)
     predicts_time = model in ('poisson', 'hawkes', 'rmtpp', 'cyan',
                               'cyan_cov')
