@@ -51,6 +51,28 @@ from cyan_rcbm.data import types
 MAX_USERS = 2 ** 24
 
 
+def _top_per_row(rows, cols, values, priority, num_users: int, top_m: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """`(users [U, M] int32, values [U, M] float32)`: each row's `top_m` entries.
+
+  Within a row, entries with larger `priority` come first, ties by smaller
+  column; unused slots hold user 0 with value 0.
+  """
+  if num_users >= MAX_USERS:
+    raise errors.ConfigError(
+        f'model.transition_prior supports fewer than {MAX_USERS} users; the '
+        f'data has {num_users}.')
+  order = np.lexsort((cols, -priority, rows))
+  rows, cols, values = rows[order], cols[order], values[order]
+  rank = np.arange(rows.size) - np.searchsorted(rows, rows, side='left')
+  keep = rank < top_m
+  users_UxM = np.zeros((num_users, top_m), np.int32)
+  values_UxM = np.zeros((num_users, top_m), np.float32)
+  users_UxM[rows[keep], rank[keep]] = cols[keep]
+  values_UxM[rows[keep], rank[keep]] = values[keep]
+  return users_UxM, values_UxM
+
+
 def successor_table(train: types.CascadeDataset, num_users: int,
                     top_m: int, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
   """Each user's `top_m` most frequent training successors.
@@ -62,31 +84,16 @@ def successor_table(train: types.CascadeDataset, num_users: int,
     `(users [U, M] int32, counts [U, M] float32)`: successor ids (ties by
     smaller id) and their counts; unused slots hold user 0 with count 0.
   """
-  if num_users >= MAX_USERS:
-    raise errors.ConfigError(
-        f'model.transition_prior supports fewer than {MAX_USERS} users; the '
-        f'data has {num_users}.')
-  src, dst = [], []
+  src, dst = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
   for cascade in train.cascades:
     users = np.asarray(cascade.users, np.int64)
     for step in range(1, reach + 1):
       src.append(users[:-step])
       dst.append(users[step:])
-  src = np.concatenate(src) if src else np.zeros(0, np.int64)
-  dst = np.concatenate(dst) if dst else np.zeros(0, np.int64)
-  pairs, counts = np.unique(src * num_users + dst, return_counts=True)
-  rows, cols = pairs // num_users, pairs % num_users
-  # within each row: larger count first, then smaller id.
-  order = np.lexsort((cols, -counts, rows))
-  rows, cols, counts = rows[order], cols[order], counts[order]
-  starts = np.searchsorted(rows, rows, side='left')
-  rank = np.arange(rows.size) - starts
-  keep = rank < top_m
-  users_UxM = np.zeros((num_users, top_m), np.int32)
-  counts_UxM = np.zeros((num_users, top_m), np.float32)
-  users_UxM[rows[keep], rank[keep]] = cols[keep]
-  counts_UxM[rows[keep], rank[keep]] = counts[keep]
-  return users_UxM, counts_UxM
+  pairs, counts = np.unique(np.concatenate(src) * num_users +
+                            np.concatenate(dst), return_counts=True)
+  return _top_per_row(pairs // num_users, pairs % num_users, counts, counts,
+                      num_users, top_m)
 
 
 def graph_table(edges: np.ndarray, log_share: np.ndarray, num_users: int,
@@ -96,20 +103,9 @@ def graph_table(edges: np.ndarray, log_share: np.ndarray, num_users: int,
   An edge `(src, dst)` says dst can be influenced by src, so an active src
   raises the score of dst. Returns the `successor_table` layout.
   """
-  if num_users >= MAX_USERS:
-    raise errors.ConfigError(
-        f'model.transition_prior supports fewer than {MAX_USERS} users; the '
-        f'data has {num_users}.')
   src, dst = np.asarray(edges, np.int64).T
-  order = np.lexsort((dst, -log_share[dst], src))
-  src, dst = src[order], dst[order]
-  rank = np.arange(src.size) - np.searchsorted(src, src, side='left')
-  keep = rank < top_m
-  users = np.zeros((num_users, top_m), np.int32)
-  counts = np.zeros((num_users, top_m), np.float32)
-  users[src[keep], rank[keep]] = dst[keep]
-  counts[src[keep], rank[keep]] = 1.0
-  return users, counts
+  return _top_per_row(src, dst, np.ones(src.size), log_share[dst], num_users,
+                      top_m)
 
 
 def popularity_log_share(train: types.CascadeDataset,

@@ -272,15 +272,9 @@ def _stopping_value(train_config, valid: dict, objective: float) -> float:
   'user_nll': its user term only, which the time term's noise cannot end
   early; 'mrr': minus the validation MRR.
   """
-  kind = train_config.get('early_stopping', 'nll')
-  if kind == 'nll':
-    return objective
-  if kind == 'user_nll':
-    return valid['user_nll_per_event']
-  if kind == 'mrr':
-    return -valid['mrr']
-  raise errors.ConfigError(
-      f'train.early_stopping is {kind!r}; expected one of {STOPPING}.')
+  kind = train_config.get('early_stopping', 'nll')  # checked at the start
+  return {'nll': objective, 'user_nll': valid['user_nll_per_event'],
+          'mrr': -valid['mrr']}[kind]
 
 
 def _fetch_stats(stats) -> dict[str, float]:

@@ -261,8 +261,8 @@ def _weibo_scale_dataset(s: Mapping[str, Any], kind: str) -> CascadeDataset:
   """Generates (or loads from the cache) a `weibo_scale` set."""
   from cyan_rcbm.data import weibo_scale  # pylint: disable=g-import-not-at-top
   sizes = dict(weibo_scale_sizes()[kind])
-  num = s['num_cascades'] or sizes.pop('num_cascades')
-  sizes.pop('num_cascades', None)
+  num = s['num_cascades'] or sizes['num_cascades']
+  del sizes['num_cascades']
   seed = int(s['split_seed'])
   path = os.path.join(cache_dir(), f'{kind}-scale-n{num}-seed{seed}-v'
                       f'{weibo_scale.GENERATOR_VERSION}.npz')
